@@ -1,0 +1,117 @@
+//! [`HttpClient`] on surf (async-h1 client, rustls).
+
+
+use bytes::Bytes;
+use futures::AsyncBufReadExt;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use url::Url;
+
+use crate::net::{HttpClient, HttpRequest, HttpResponse, NetError, TransportKind};
+
+/// An [`HttpClient`] backed by a `surf::Client`.
+///
+/// Cloning shares the connection pool. Build it from the application's own
+/// client with [`From`] to share its pool; note that surf's default
+/// `Config` has a 60 s *total* timeout, which would cut long downloads:
+/// [`SurfClient::new`] turns it off (the core enforces its own inactivity
+/// timeout on every backend).
+///
+/// ```
+/// let client = kithara_stream::backends::surf::SurfClient::new().unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SurfClient {
+    client: ::surf::Client,
+}
+
+impl SurfClient {
+    /// A client with no total timeout and `TCP_NODELAY` on.
+    ///
+    /// # Errors
+    /// surf's error when its configuration is rejected.
+    pub fn new() -> Result<Self, ::surf::Error> {
+        let client: ::surf::Client = ::surf::Config::new()
+            .set_timeout(None)
+            .set_tcp_no_delay(true)
+            .try_into()?;
+        Ok(Self { client })
+    }
+
+    /// The underlying surf client.
+    pub fn client(&self) -> &::surf::Client {
+        &self.client
+    }
+}
+
+impl From<::surf::Client> for SurfClient {
+    fn from(client: ::surf::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Connection failures arrive as an `io::Error` inside surf's error.
+fn map_err(url: &Url, err: &::surf::Error, default: TransportKind) -> NetError {
+    use std::io::ErrorKind as K;
+    let kind = match err.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+        Some(K::ConnectionRefused | K::AddrNotAvailable | K::NotFound) => TransportKind::Connect,
+        _ => default,
+    };
+    let source: &(dyn std::error::Error + 'static) = err.as_ref();
+    NetError::transport(kind, url.clone(), source)
+}
+
+
+#[async_trait::async_trait]
+impl HttpClient for SurfClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
+        let url = request.url;
+        let method = match request.method {
+            crate::net::RequestMethod::Get => ::surf::http::Method::Get,
+            crate::net::RequestMethod::Head => ::surf::http::Method::Head,
+        };
+        let mut req = ::surf::Request::new(method, url.clone());
+        for (name, value) in &request.headers {
+            if let Ok(v) = value.to_str() {
+                req.append_header(name.as_str(), v);
+            }
+        }
+        let mut response = self
+            .client
+            .send(req)
+            .await
+            .map_err(|e| map_err(&url, &e, TransportKind::Request))?;
+        let status = StatusCode::from_u16(response.status().into()).map_err(|_| {
+            NetError::InvalidResponse {
+                url: url.clone(),
+                reason: format!("invalid status code {}", u16::from(response.status())),
+            }
+        })?;
+        let mut headers = HeaderMap::new();
+        for (name, values) in response.iter() {
+            let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) else {
+                continue;
+            };
+            for value in values {
+                if let Ok(v) = HeaderValue::from_str(value.as_str()) {
+                    headers.append(name.clone(), v);
+                }
+            }
+        }
+        let body = response.take_body().into_reader();
+        let stream = futures::stream::try_unfold((body, url), |(mut body, url)| async move {
+            let chunk = {
+                let buf = body
+                    .fill_buf()
+                    .await
+                    .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                Bytes::copy_from_slice(buf)
+            };
+            body.consume_unpin(chunk.len());
+            Ok(Some((chunk, (body, url))))
+        });
+        Ok(HttpResponse::new(status, headers, Box::pin(stream)))
+    }
+}

@@ -1,0 +1,30 @@
+//! # kithara-stream
+//!
+//! Streams bytes from the network into a local, range-tracked store and lets
+//! synchronous consumers (audio decoders, any `std::io::Read + Seek` user)
+//! read them while the download is still running.
+//!
+//! The core knows no async runtime and no HTTP library. It is written against
+//! two small traits:
+//!
+//! - [`rt::Spawn`]: spawn a task, sleep for a while;
+//! - [`net::HttpClient`]: send a request, get status, headers and a streaming body.
+//!
+//! Feature-gated [`backends`] plug in tokio + reqwest (default) or
+//! async-std + surf; anyone can plug in their own.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `tokio` | [`backends::tokio::TokioRuntime`] |
+//! | `reqwest` (implies `tokio`, default) | [`backends::reqwest::ReqwestClient`] |
+//! | `async-std` | [`backends::async_std::AsyncStdRuntime`] |
+//! | `surf` (implies `async-std`) | [`backends::surf::SurfClient`] |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod cancel;
+pub mod net;
+pub mod rt;
+
+#[path = "../backends/mod.rs"]
+pub mod backends;
