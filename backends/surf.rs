@@ -1,6 +1,5 @@
 //! [`HttpClient`] on surf (async-h1 client, rustls).
 
-
 use bytes::Bytes;
 use futures::AsyncBufReadExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -52,14 +51,16 @@ impl From<::surf::Client> for SurfClient {
 /// Connection failures arrive as an `io::Error` inside surf's error.
 fn map_err(url: &Url, err: &::surf::Error, default: TransportKind) -> NetError {
     use std::io::ErrorKind as K;
-    let kind = match err.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+    let kind = match err
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+    {
         Some(K::ConnectionRefused | K::AddrNotAvailable | K::NotFound) => TransportKind::Connect,
         _ => default,
     };
     let source: &(dyn std::error::Error + 'static) = err.as_ref();
     NetError::transport(kind, url.clone(), source)
 }
-
 
 #[async_trait::async_trait]
 impl HttpClient for SurfClient {

@@ -153,7 +153,11 @@ impl NetError {
     }
 
     /// A [`NetError::Transport`] whose message is `err` and its source chain.
-    pub fn transport(kind: TransportKind, url: Url, err: &(dyn std::error::Error + 'static)) -> Self {
+    pub fn transport(
+        kind: TransportKind,
+        url: Url,
+        err: &(dyn std::error::Error + 'static),
+    ) -> Self {
         let mut message = err.to_string();
         let mut src = err.source();
         while let Some(e) = src {

@@ -11,6 +11,7 @@
 //! tests).
 
 mod error;
+mod memory;
 mod range;
 mod retry;
 
@@ -23,6 +24,7 @@ use http::{HeaderMap, StatusCode};
 use url::Url;
 
 pub use error::{ERROR_BODY_EXCERPT, NetError, TimeoutKind, TransportKind, parse_url};
+pub use memory::{MemoryClient, MemoryResource, SeenRequest};
 pub use range::{ContentRange, ContentRangeError, RangeSpec};
 pub use retry::RetryPolicy;
 
@@ -169,7 +171,11 @@ impl HttpResponse {
             }
         }
         let text = String::from_utf8_lossy(&excerpt);
-        Err(NetError::status(self.status, url.clone(), Some(text.trim())))
+        Err(NetError::status(
+            self.status,
+            url.clone(),
+            Some(text.trim()),
+        ))
     }
 
     /// Reads the whole body into memory (for small bodies and tests).

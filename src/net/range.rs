@@ -141,7 +141,10 @@ impl ContentRange {
         if !rest.starts_with([' ', '\t']) {
             return Err(err("unit is not bytes"));
         }
-        let (range, complete) = rest.trim().split_once('/').ok_or_else(|| err("missing '/'"))?;
+        let (range, complete) = rest
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| err("missing '/'"))?;
         let (first, last) = range
             .trim()
             .split_once('-')
@@ -203,15 +206,32 @@ mod tests {
             ("bytes 0-0/1", (0, 0, Some(1))),
             ("bytes 0-99/100", (0, 99, Some(100))),
             ("  bytes 5-9/*  ", (5, 9, None)),
-            ("bytes 18446744073709551613-18446744073709551614/18446744073709551615", (u64::MAX - 2, u64::MAX - 1, Some(u64::MAX))),
+            (
+                "bytes 18446744073709551613-18446744073709551614/18446744073709551615",
+                (u64::MAX - 2, u64::MAX - 1, Some(u64::MAX)),
+            ),
         ];
         for (s, (f, l, c)) in ok {
             let cr = ContentRange::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-            assert_eq!((cr.first(), cr.last(), cr.complete_length()), (f, l, c), "{s}");
+            assert_eq!(
+                (cr.first(), cr.last(), cr.complete_length()),
+                (f, l, c),
+                "{s}"
+            );
         }
         let bad = [
-            "", "bytes", "bytes0-1/2", "bytes */100", "bytes 1-/2", "bytes -1/2", "bytes a-b/c",
-            "bytes 1-2", "bytes 3-2/10", "bytes 0-1/1", "bytes +1-2/3", "bytes 0-99999999999999999999/*",
+            "",
+            "bytes",
+            "bytes0-1/2",
+            "bytes */100",
+            "bytes 1-/2",
+            "bytes -1/2",
+            "bytes a-b/c",
+            "bytes 1-2",
+            "bytes 3-2/10",
+            "bytes 0-1/1",
+            "bytes +1-2/3",
+            "bytes 0-99999999999999999999/*",
             "octets 0-1/2",
         ];
         for s in bad {
@@ -227,6 +247,9 @@ mod tests {
         #[allow(clippy::reversed_empty_ranges)]
         let reversed = 6..5;
         assert!(RangeSpec::from_range(reversed).is_err());
-        assert_eq!(RangeSpec::from_start(u64::MAX).to_string(), format!("bytes={}-", u64::MAX));
+        assert_eq!(
+            RangeSpec::from_start(u64::MAX).to_string(),
+            format!("bytes={}-", u64::MAX)
+        );
     }
 }
