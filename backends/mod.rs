@@ -3,10 +3,10 @@
 //!
 //! | module | implements | feature |
 //! |---|---|---|
-//! | [`tokio`](self::tokio) | [`Spawn`](crate::rt::Spawn) + timer on tokio | `tokio` |
-//! | [`reqwest`](self::reqwest) | [`HttpClient`](crate::net::HttpClient) on reqwest (rustls) | `reqwest` (implies `tokio`) |
-//! | [`async_std`](self::async_std) | [`Spawn`](crate::rt::Spawn) + timer on async-std | `async-std` |
-//! | [`surf`](self::surf) | [`HttpClient`](crate::net::HttpClient) on surf (async-h1, rustls) | `surf` (implies `async-std`) |
+//! | [`tokio`] | [`Spawn`](crate::rt::Spawn) + timer on tokio | `tokio` |
+//! | [`reqwest`] | [`HttpClient`](crate::net::HttpClient) on reqwest (rustls) | `reqwest` (implies `tokio`) |
+//! | [`async_std`] | [`Spawn`](crate::rt::Spawn) + timer on async-std | `async-std` |
+//! | [`surf`] | [`HttpClient`](crate::net::HttpClient) on surf (async-h1, rustls) | `surf` (implies `async-std`) |
 //!
 //! Any other executor or client plugs in by implementing the two traits.
 

@@ -202,7 +202,7 @@ fn body_stream(url: Url, data: Bytes, res: &MemoryResource) -> ByteStream {
         .map(|i| Ok(head.slice(i..(i + chunk).min(head.len()))))
         .collect();
     let head = futures::stream::iter(chunks);
-    if stall.is_some_and(|s| Some(s) <= fail.or(Some(u64::MAX))) {
+    if stall.is_some_and(|s| fail.is_none_or(|f| s <= f)) {
         return Box::pin(head.chain(futures::stream::pending()));
     }
     if fail.is_some() {
