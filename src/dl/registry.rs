@@ -182,7 +182,7 @@ impl Registry {
             if self.peers[i].token.is_cancelled() {
                 // Dropping its receiver fails later `execute` calls; its
                 // queued entries are cancelled by the sweep below.
-                self.peers.swap_remove(i);
+                self.peers.remove(i);
                 removed = true;
                 continue;
             }
