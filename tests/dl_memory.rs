@@ -1035,6 +1035,9 @@ fn dropping_every_handle_stops_the_loop() {
     drop(r);
     assert!(spawn.live() >= 1, "the loop is running");
     drop(dl);
+    // The fetch task ends just after handing over the response.
+    assert!(wait_until(LIMIT, || spawn.live() == 1));
+    std::thread::sleep(Duration::from_millis(20));
     assert_eq!(spawn.live(), 1, "a PeerHandle keeps the loop alive");
     drop(h);
     assert!(
