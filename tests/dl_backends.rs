@@ -307,8 +307,12 @@ fn shared_client_keepalive_bounds_socket_count() {
             );
             assert!(all.iter().flatten().all(Result::is_ok));
         }
-        // 8 downloaders × 5 slots = 40 concurrent at most; the pool is shared.
-        assert!(srv.ports() <= 60, "{} client ports", srv.ports());
+        // 8 downloaders × 5 slots = 40 requests in flight at most. Separate
+        // pools per downloader would open at least 4 waves × 40 = 160
+        // sockets; a shared pool stays near 40. The original bound is 60;
+        // a pool may open a socket while a finished one is not yet back
+        // idle, and with parallel tests on 2 cores that was seen at 68.
+        assert!(srv.ports() <= 100, "{} client ports", srv.ports());
     });
 }
 

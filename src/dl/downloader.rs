@@ -113,7 +113,9 @@ impl Drop for DownloaderInner {
 /// [`Spawn`](crate::rt::Spawn). The loop ends, delivering every queued
 /// command as cancelled, when the config's cancel token fires or when the
 /// last `Downloader` **and** the last [`PeerHandle`] are dropped. It never
-/// keeps itself alive: it holds no handle. (A [`Peer`] that holds its own
+/// keeps itself alive: it holds no handle. Shutting down also cancels
+/// every request in flight, including bodies returned by
+/// [`PeerHandle::execute`] that are still being read. (A [`Peer`] that holds its own
 /// `PeerHandle` would form a cycle; hold the handle next to the peer instead.)
 ///
 /// ```

@@ -214,6 +214,18 @@ async fn race_cancel<F: Future>(cancel: &CancelGroup, fut: F) -> Result<F::Outpu
     }
 }
 
+/// [`rt::timeout`], except that a zero duration means no timeout.
+async fn timeout_unless_zero<F: Future>(
+    spawn: &dyn crate::rt::Spawn,
+    duration: std::time::Duration,
+    fut: F,
+) -> Result<F::Output, rt::Elapsed> {
+    if duration.is_zero() {
+        return Ok(fut.await);
+    }
+    rt::timeout(spawn, duration, fut).await
+}
+
 fn invalid(url: &Url, reason: String) -> NetError {
     NetError::InvalidResponse {
         url: url.clone(),
@@ -242,7 +254,7 @@ impl Request {
             let resp = cfg.client.send(req).await?;
             resp.error_for_status(&self.url).await
         };
-        let timed = rt::timeout(&*cfg.spawn, cfg.request_timeout, exchange);
+        let timed = timeout_unless_zero(&*cfg.spawn, cfg.request_timeout, exchange);
         match race_cancel(&self.cancel, timed).await? {
             Ok(result) => result,
             Err(rt::Elapsed) => Err(NetError::Timeout {
@@ -389,7 +401,7 @@ impl Reader {
         let url = &self.req.url;
         loop {
             let cfg = &self.req.shared.cfg;
-            let next = rt::timeout(&*cfg.spawn, cfg.inactivity_timeout, self.stream.next());
+            let next = timeout_unless_zero(&*cfg.spawn, cfg.inactivity_timeout, self.stream.next());
             let item = match race_cancel(&self.req.cancel, next).await? {
                 Err(rt::Elapsed) => {
                     return Err(NetError::Timeout {
