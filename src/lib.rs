@@ -23,8 +23,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
+pub mod media;
 pub mod net;
 pub mod rt;
+
+pub use media::{
+    AudioCodec, CodecMagicError, ContainerFormat, MediaInfo, audio_codec_supports_fmp4_packaging,
+};
 
 #[path = "../backends/mod.rs"]
 pub mod backends;
