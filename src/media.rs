@@ -262,7 +262,8 @@ impl AudioCodec {
     ///
     /// 1. If a `codecs` parameter is present (`audio/mp4; codecs="mp4a.40.5"`),
     ///    it decides: the first of its comma-separated entries that
-    ///    [`from_hls_codec`](Self::from_hls_codec) recognises is the answer,
+    ///    [`from_hls_codec`](Self::from_hls_codec) recognises (or the bare
+    ///    names `mp3` and `1`, the WAVE PCM tag) is the answer,
     ///    and if none is recognised (`codecs="ac-3"`, `codecs="avc1.64001f"`)
     ///    the answer is `None` rather than a guess from the essence.
     /// 2. Otherwise the essence is checked in this order: contains `mp3` or is
@@ -288,10 +289,17 @@ impl AudioCodec {
     /// ```
     pub fn from_mime(mime: &str) -> Option<Self> {
         let (essence, params) = split_mime(mime);
-        if let Some(codecs) = codecs_param(&params) {
-            return codecs
-                .split(',')
-                .find_map(|c| Self::from_hls_codec(c.trim()));
+        if let Some(codecs) = codecs_param(&params).filter(|c| !c.is_empty()) {
+            return codecs.split(',').find_map(|c| {
+                let c = c.trim().trim_matches('"');
+                Self::from_hls_codec(c).or(match c {
+                    // Bare names some players use (`audio/mpeg; codecs="mp3"`,
+                    // `audio/wav; codecs="1"`, the WAVE PCM format tag).
+                    "mp3" => Some(Self::Mp3),
+                    "1" => Some(Self::Pcm),
+                    _ => None,
+                })
+            });
         }
         let e = essence.as_str();
         if e.contains("mp3") || e == "audio/mpeg" {
@@ -590,6 +598,13 @@ mod tests {
                 Some(C::AacHe),
             ),
             ("audio/mp4; foo=1; codecs=\"alac\"", Some(C::Alac)),
+            ("audio/mpeg; codecs=\"mp3\"", Some(C::Mp3)),
+            ("audio/wav; codecs=1", Some(C::Pcm)),
+            ("audio/mp4; codecs=\"mp4a.40.2,opus\"", Some(C::AacLc)),
+            ("audio/mp4; codecs=\"ac-3, mp4a.40.5\"", Some(C::AacHe)),
+            // An empty codecs parameter says nothing: the essence decides.
+            ("audio/mp4; codecs=\"\"", Some(C::AacLc)),
+            ("audio/mpeg; codecs=", Some(C::Mp3)),
             // An unknown codecs parameter is not overridden by a guess from the essence.
             ("audio/mp4; codecs=\"ac-3\"", None),
             ("video/mp4; codecs=\"avc1.4d401f\"", None),

@@ -412,7 +412,8 @@ impl TestServer {
 
     /// Stops serving `path` (it answers 404 afterwards).
     pub fn remove(&self, path: &str) {
-        lock(&self.shared.resources).remove(path);
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        lock(&self.shared.resources).remove(&format!("{slash}{path}"));
     }
 
     /// A snapshot of the stats.
