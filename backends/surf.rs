@@ -9,11 +9,24 @@ use crate::net::{HttpClient, HttpRequest, HttpResponse, NetError, TransportKind}
 
 /// An [`HttpClient`] backed by a `surf::Client`.
 ///
-/// Cloning shares the connection pool. Build it from the application's own
-/// client with [`From`] to share its pool; note that surf's default
-/// `Config` has a 60 s *total* timeout, which would cut long downloads:
-/// [`SurfClient::new`] turns it off (the core enforces its own inactivity
-/// timeout on every backend).
+/// Build it from the application's own client with [`From`]; note that
+/// surf's default `Config` has a 60 s *total* timeout, which would cut long
+/// downloads: [`SurfClient::new`] turns it off (the core enforces its own
+/// inactivity timeout on every backend).
+///
+/// # Keep-alive is off in [`SurfClient::new`]
+/// surf's h1 connection pool (http-client 6.5) returns a connection to the
+/// pool when a response body is dropped half-read, with the rest of that body
+/// still on the wire; the next request on it then reads those bytes as its
+/// response head (a corrupt or failed response). Dropping a body mid-stream
+/// is routine here (a seek re-aims the download), so `new` opens one
+/// connection per request instead. Connection failures also surface as
+/// [`TransportKind::Connect`] only without the pool (the pool turns them
+/// into strings). A client passed in with [`From`] keeps its own setting.
+///
+/// The adapter also turns a body that ends before its `Content-Length` into
+/// a [`TransportKind::Body`] error (async-h1 ends it silently), and answers
+/// `HEAD` with an empty body (async-h1 would wait for `Content-Length` bytes).
 ///
 /// ```
 /// let client = kithara_stream::backends::surf::SurfClient::new().unwrap();
@@ -24,7 +37,8 @@ pub struct SurfClient {
 }
 
 impl SurfClient {
-    /// A client with no total timeout and `TCP_NODELAY` on.
+    /// A client with no total timeout, `TCP_NODELAY` on and keep-alive off
+    /// (see the type's docs for why).
     ///
     /// # Errors
     /// surf's error when its configuration is rejected.
@@ -32,6 +46,7 @@ impl SurfClient {
         let client: ::surf::Client = ::surf::Config::new()
             .set_timeout(None)
             .set_tcp_no_delay(true)
+            .set_http_keep_alive(false)
             .try_into()?;
         Ok(Self { client })
     }
@@ -98,21 +113,43 @@ impl HttpClient for SurfClient {
                 }
             }
         }
+        if request.method == crate::net::RequestMethod::Head {
+            // No body follows a HEAD response, whatever Content-Length says.
+            drop(response.take_body());
+            return Ok(HttpResponse::new(
+                status,
+                headers,
+                Box::pin(futures::stream::empty()),
+            ));
+        }
+        let expected = crate::net::header_u64(&headers, http::header::CONTENT_LENGTH);
         let body = response.take_body().into_reader();
-        let stream = futures::stream::try_unfold((body, url), |(mut body, url)| async move {
-            let chunk = {
-                let buf = body
-                    .fill_buf()
-                    .await
-                    .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                Bytes::copy_from_slice(buf)
-            };
-            body.consume_unpin(chunk.len());
-            Ok(Some((chunk, (body, url))))
-        });
+        let state = (body, url, 0u64);
+        let stream =
+            futures::stream::try_unfold(state, move |(mut body, url, mut got)| async move {
+                let chunk = {
+                    let buf = body
+                        .fill_buf()
+                        .await
+                        .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
+                    if buf.is_empty() {
+                        if let Some(expected) = expected.filter(|&e| got < e) {
+                            return Err(NetError::Transport {
+                                kind: TransportKind::Body,
+                                url,
+                                message: format!(
+                                    "connection closed after {got} of {expected} body bytes"
+                                ),
+                            });
+                        }
+                        return Ok(None);
+                    }
+                    Bytes::copy_from_slice(buf)
+                };
+                body.consume_unpin(chunk.len());
+                got += chunk.len() as u64;
+                Ok(Some((chunk, (body, url, got))))
+            });
         Ok(HttpResponse::new(status, headers, Box::pin(stream)))
     }
 }

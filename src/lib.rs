@@ -24,8 +24,13 @@
 
 pub mod cancel;
 pub mod dl;
+pub mod media;
 pub mod net;
 pub mod rt;
+
+pub use media::{
+    AudioCodec, CodecMagicError, ContainerFormat, MediaInfo, audio_codec_supports_fmp4_packaging,
+};
 
 #[path = "../backends/mod.rs"]
 pub mod backends;
