@@ -1,90 +1,59 @@
-//! Downloader tests against a real loopback HTTP server, once per enabled
-//! backend pair (tokio + reqwest, async-std + surf). Only 127.0.0.1 is used.
+//! Downloader tests against the loopback test server (`tests/support`), once
+//! per enabled backend pair: `reqwest::*` (tokio + reqwest) and `surf::*`
+//! (async-std + surf). Only 127.0.0.1 is used; every wait is bounded.
 #![cfg(any(feature = "reqwest", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dl_common;
-#[path = "dl_common/server.rs"]
-mod server;
+mod support;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use dl_common::{Rng, block_on_timeout, pattern, wait_until};
 use http::HeaderMap;
 use kithara_stream::dl::{
     Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer, RequestPriority,
     reject_html_response,
 };
-use kithara_stream::net::{HttpClient, NetError, RangeSpec, RetryPolicy, TimeoutKind};
-use kithara_stream::rt::Spawn;
-use server::{Route, Server};
+use kithara_stream::net::{NetError, RangeSpec, RetryPolicy, TimeoutKind};
+use support::backends::{Env, backend_tests};
+use support::server::{BlackHole, Cut, Resource, TestServer, checksum, pseudo_random};
 
+/// Bound on one step of a test.
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct Backend {
-    name: &'static str,
-    spawn: Arc<dyn Spawn>,
-    client: Arc<dyn HttpClient>,
-    #[cfg(feature = "reqwest")]
-    _rt: Option<tokio::runtime::Runtime>,
+fn config(env: &Env) -> DownloaderConfig {
+    DownloaderConfig::new(env.spawn.clone(), env.client.clone()).retry(RetryPolicy::new(
+        3,
+        Duration::from_millis(2),
+        Duration::from_millis(20),
+    ))
 }
 
-impl Backend {
-    fn config(&self) -> DownloaderConfig {
-        DownloaderConfig::new(self.spawn.clone(), self.client.clone()).retry(RetryPolicy::new(
-            3,
-            Duration::from_millis(2),
-            Duration::from_millis(20),
-        ))
-    }
+async fn within<F: Future>(env: &Env, fut: F) -> F::Output {
+    env.timeout(LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("[{}] step did not finish within {LIMIT:?}", env.name))
 }
 
-#[allow(clippy::vec_init_then_push)]
-fn backends() -> Vec<Backend> {
-    let mut v = Vec::new();
-    #[cfg(feature = "reqwest")]
-    {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        v.push(Backend {
-            name: "tokio+reqwest",
-            spawn: Arc::new(kithara_stream::backends::tokio::TokioRuntime::from(
-                rt.handle().clone(),
-            )),
-            client: Arc::new(kithara_stream::backends::reqwest::ReqwestClient::new().unwrap()),
-            _rt: Some(rt),
-        });
+/// Re-checks `cond` every 2 ms on the backend's timer, at most `LIMIT`.
+async fn wait_for(env: &Env, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        env.sleep(Duration::from_millis(2)).await;
     }
-    #[cfg(feature = "surf")]
-    v.push(Backend {
-        name: "async-std+surf",
-        spawn: Arc::new(kithara_stream::backends::async_std::AsyncStdRuntime),
-        client: Arc::new(kithara_stream::backends::surf::SurfClient::new().unwrap()),
-        #[cfg(feature = "reqwest")]
-        _rt: None,
-    });
-    v
-}
-
-/// Runs `body` once per enabled backend pair, each against a fresh server.
-fn each(body: impl Fn(&Backend, &Server)) {
-    for b in backends() {
-        eprintln!("--- backend {}", b.name);
-        body(&b, &Server::start());
-    }
+    cond()
 }
 
 struct Idle;
 impl Peer for Idle {}
 
-/// Yields prepared batches, then `Ready(None)`.
-#[derive(Default)]
+/// Yields prepared batches (one per poll), then `Ready(None)`.
 struct ListPeer {
     batches: Mutex<Vec<Vec<FetchCmd>>>,
     high: bool,
@@ -93,8 +62,7 @@ struct ListPeer {
 }
 
 impl ListPeer {
-    fn new(high: bool, batches: Vec<Vec<FetchCmd>>) -> Arc<Self> {
-        let mut batches = batches;
+    fn new(high: bool, mut batches: Vec<Vec<FetchCmd>>) -> Arc<Self> {
         batches.reverse();
         Arc::new(Self {
             batches: Mutex::new(batches),
@@ -148,23 +116,25 @@ impl Completions {
             })
         }
     }
-    fn wait(&self, n: usize) -> Vec<Done> {
-        assert!(wait_until(Duration::from_secs(30), || self
-            .0
-            .lock()
-            .unwrap()
-            .len()
-            >= n));
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    async fn wait(&self, env: &Env, n: usize) -> Vec<Done> {
+        assert!(
+            wait_for(env, || self.len() >= n).await,
+            "[{}] {} of {n} completions",
+            env.name,
+            self.len()
+        );
         self.0.lock().unwrap().clone()
     }
 }
 
-type Sink = Arc<Mutex<Vec<u8>>>;
-
-/// One streaming GET through a High peer; returns its completion and bytes.
-fn stream_one(dl: &Downloader, cmd: FetchCmd) -> (Done, Vec<u8>) {
+/// One streaming command through a `High` peer: its completion and the
+/// bytes its writer saw.
+async fn stream_one(env: &Env, dl: &Downloader, cmd: FetchCmd) -> (Done, Vec<u8>) {
     let done = Completions::default();
-    let buf: Sink = Arc::default();
+    let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
     let b = buf.clone();
     let cmd = cmd
         .writer(move |c: &[u8]| {
@@ -173,204 +143,193 @@ fn stream_one(dl: &Downloader, cmd: FetchCmd) -> (Done, Vec<u8>) {
         })
         .on_complete(done.cb(0));
     let _h = dl.register(ListPeer::new(true, vec![vec![cmd]]));
-    let d = done.wait(1).remove(0);
+    let d = done.wait(env, 1).await.remove(0);
     let bytes = buf.lock().unwrap().clone();
     (d, bytes)
 }
 
-#[test]
-fn execute_get_head_and_range_roundtrip() {
-    each(|b, srv| {
-        let body = pattern(100_000, 11).to_vec();
-        srv.route("/a", Route::new(body.clone()));
-        let dl = Downloader::new(b.config());
+fn heads(server: &TestServer, path: &str, n: usize) -> Vec<FetchCmd> {
+    (0..n).map(|_| FetchCmd::head(server.url(path))).collect()
+}
+
+backend_tests! {
+    fn execute_get_head_and_range_roundtrip(env) {
+        let server = TestServer::start();
+        let body = pseudo_random(100_000, 11);
+        server.add("/a", Resource::new(body.clone()));
+        let dl = Downloader::new(config(&env));
         let h = dl.register(Arc::new(Idle));
-        let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(srv.url("/a")))).unwrap();
-        assert_eq!(
-            block_on_timeout(LIMIT, r.body.collect()).unwrap().to_vec(),
-            body
-        );
-        let head = block_on_timeout(LIMIT, h.execute(FetchCmd::head(srv.url("/a")))).unwrap();
+        let r = within(&env, h.execute(FetchCmd::get(server.url("/a")))).await.unwrap();
+        assert_eq!(within(&env, r.body.collect()).await.unwrap(), body);
+        let head = within(&env, h.execute(FetchCmd::head(server.url("/a")))).await.unwrap();
         assert_eq!(head.headers["content-length"], "100000");
-        let part = block_on_timeout(
-            LIMIT,
-            h.execute(FetchCmd::get(srv.url("/a")).range(RangeSpec::new(500, Some(1499)).unwrap())),
+        let part = within(
+            &env,
+            h.execute(FetchCmd::get(server.url("/a")).range(RangeSpec::new(500, Some(1499)).unwrap())),
         )
+        .await
         .unwrap();
         assert_eq!(part.status, 206);
-        assert_eq!(
-            block_on_timeout(LIMIT, part.body.collect())
-                .unwrap()
-                .to_vec(),
-            body[500..1500]
-        );
-        let reqs = srv.requests();
-        assert_eq!(
-            reqs.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
-            ["GET", "HEAD", "GET"]
-        );
-        assert_eq!(reqs[2].range.as_deref(), Some("bytes=500-1499"));
-    });
-}
+        assert_eq!(within(&env, part.body.collect()).await.unwrap(), body.slice(500..1500));
+        let log = server.stats().log;
+        let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["GET", "HEAD", "GET"]);
+        assert_eq!(log[2].range.as_deref(), Some("bytes=500-1499"));
+    }
 
-#[test]
-fn max_concurrent_limits_inflight_connections() {
-    each(|b, srv| {
-        srv.route(
-            "/h",
-            Route {
-                delay: Duration::from_millis(5),
-                ..Route::new(&b"x"[..])
-            },
-        );
-        let dl = Downloader::new(b.config().max_concurrent(5));
+    fn max_concurrent_limits_inflight_connections(env) {
+        let server = TestServer::start();
+        server.add("/h", Resource::new(&b"x"[..]).header_delay(Duration::from_millis(5)));
+        let dl = Downloader::new(config(&env).max_concurrent(5));
         let h = dl.register(Arc::new(Idle));
-        let results = block_on_timeout(
-            Duration::from_secs(40),
-            h.batch((0..1000).map(|_| FetchCmd::head(srv.url("/h"))).collect()),
-        );
+        let results = within(&env, h.batch(heads(&server, "/h", 1000))).await;
         assert_eq!(results.len(), 1000);
-        assert!(
-            results.iter().all(Result::is_ok),
-            "{:?}",
-            results.iter().find(|r| r.is_err())
-        );
-        assert!((1..=5).contains(&srv.peak()), "peak {}", srv.peak());
-    });
-}
+        assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+        let peak = server.stats().peak_in_flight;
+        assert!((1..=5).contains(&peak), "[{}] peak {peak}", env.name);
+    }
 
-#[test]
-fn many_downloaders_global_peak_stays_bounded() {
-    each(|b, srv| {
-        srv.route(
-            "/h",
-            Route {
-                delay: Duration::from_millis(2),
-                ..Route::new(&b"x"[..])
-            },
-        );
-        let dls: Vec<_> = (0..20)
-            .map(|_| Downloader::new(b.config().max_concurrent(3)))
-            .collect();
+    fn many_downloaders_global_peak_stays_bounded(env) {
+        let server = TestServer::start();
+        server.add("/h", Resource::new(&b"x"[..]).header_delay(Duration::from_millis(2)));
+        let dls: Vec<_> = (0..20).map(|_| Downloader::new(config(&env).max_concurrent(3))).collect();
         let hs: Vec<_> = dls.iter().map(|d| d.register(Arc::new(Idle))).collect();
-        let all = block_on_timeout(
-            Duration::from_secs(40),
-            futures::future::join_all(
-                hs.iter()
-                    .map(|h| h.batch((0..30).map(|_| FetchCmd::head(srv.url("/h"))).collect())),
-            ),
-        );
+        let all = within(
+            &env,
+            futures::future::join_all(hs.iter().map(|h| h.batch(heads(&server, "/h", 30)))),
+        )
+        .await;
         assert!(all.iter().flatten().all(Result::is_ok));
-        assert!(srv.peak() <= 60, "peak {}", srv.peak());
-    });
-}
+        assert_eq!(all.iter().map(Vec::len).sum::<usize>(), 600);
+        assert!(server.stats().peak_in_flight <= 60);
+    }
 
-#[test]
-fn poll_next_respects_max_concurrent() {
-    each(|b, srv| {
-        srv.route(
-            "/h",
-            Route {
-                delay: Duration::from_millis(2),
-                ..Route::new(&b"x"[..])
-            },
-        );
-        let dl = Downloader::new(b.config().max_concurrent(5));
+    fn poll_next_respects_max_concurrent(env) {
+        let server = TestServer::start();
+        server.add("/h", Resource::new(&b"x"[..]).header_delay(Duration::from_millis(2)));
+        let dl = Downloader::new(config(&env).max_concurrent(5));
         let done = Completions::default();
         let batches = (0..30)
             .map(|i| {
                 (0..10)
-                    .map(|j| FetchCmd::head(srv.url("/h")).on_complete(done.cb(i * 10 + j)))
+                    .map(|j| FetchCmd::head(server.url("/h")).on_complete(done.cb(i * 10 + j)))
                     .collect()
             })
             .collect();
         let _h = dl.register(ListPeer::new(false, batches));
-        let all = done.wait(300);
+        let all = done.wait(&env, 300).await;
         assert!(all.iter().all(|d| d.error.is_none()));
-        assert!((1..=5).contains(&srv.peak()), "peak {}", srv.peak());
-    });
-}
+        let peak = server.stats().peak_in_flight;
+        assert!((1..=5).contains(&peak), "[{}] peak {peak}", env.name);
+    }
 
-#[test]
-fn shared_client_keepalive_bounds_socket_count() {
-    each(|b, srv| {
-        srv.route("/h", Route::new(&b"x"[..]));
+    fn max_concurrent_peak_three_peers_mixing_poll_next_and_batch(env) {
+        let server = TestServer::start();
+        server.add("/h", Resource::new(&b"x"[..]));
+        server.add("/g", Resource::new(pseudo_random(20_000, 2)));
+        let dl = Downloader::new(config(&env).max_concurrent(4));
+        let done = Completions::default();
+        let streaming = |base: usize| {
+            (0..20)
+                .map(|i| {
+                    (0..10)
+                        .map(|j| {
+                            FetchCmd::get(server.url("/g"))
+                                .writer(|_: &[u8]| Ok(()))
+                                .on_complete(done.cb(base + i * 10 + j))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let peers = [
+            dl.register(ListPeer::new(true, streaming(0))),
+            dl.register(ListPeer::new(false, streaming(1000))),
+            dl.register(ListPeer::new(false, streaming(2000))),
+        ];
+        // 400 imperative commands spread over the three handles.
+        let batches = peers.iter().map(|h| {
+            h.batch(
+                (0..134)
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            FetchCmd::get(server.url("/g"))
+                        } else {
+                            FetchCmd::head(server.url("/h"))
+                        }
+                    })
+                    .collect(),
+            )
+        });
+        let results = within(&env, futures::future::join_all(batches)).await;
+        assert!(results.iter().flatten().all(Result::is_ok));
+        let all = done.wait(&env, 600).await;
+        assert!(all.iter().all(|d| d.error.is_none()));
+        let peak = server.stats().peak_in_flight;
+        assert!((1..=4).contains(&peak), "[{}] peak {peak} over 1002 commands", env.name);
+    }
+
+    fn shared_client_keepalive_bounds_socket_count(env) {
+        if env.name == "surf" {
+            // SurfClient::new() turns keep-alive off (one socket per
+            // request, see backends/surf.rs), so there is no pool to share.
+            return;
+        }
+        let server = TestServer::start();
+        server.add("/h", Resource::new(&b"x"[..]));
         for _wave in 0..4 {
-            let dls: Vec<_> = (0..8).map(|_| Downloader::new(b.config())).collect();
+            let dls: Vec<_> = (0..8).map(|_| Downloader::new(config(&env))).collect();
             let hs: Vec<_> = dls.iter().map(|d| d.register(Arc::new(Idle))).collect();
-            let all = block_on_timeout(
-                Duration::from_secs(40),
-                futures::future::join_all(
-                    hs.iter()
-                        .map(|h| h.batch((0..40).map(|_| FetchCmd::head(srv.url("/h"))).collect())),
-                ),
-            );
+            let all = within(
+                &env,
+                futures::future::join_all(hs.iter().map(|h| h.batch(heads(&server, "/h", 40)))),
+            )
+            .await;
             assert!(all.iter().flatten().all(Result::is_ok));
         }
         // 8 downloaders × 5 slots = 40 requests in flight at most. Separate
         // pools per downloader would open at least 4 waves × 40 = 160
-        // sockets; a shared pool stays near 40. The original bound is 60;
-        // a pool may open a socket while a finished one is not yet back
-        // idle, and with parallel tests on 2 cores that was seen at 68.
-        assert!(srv.ports() <= 100, "{} client ports", srv.ports());
-    });
-}
+        // sockets; one shared pool stays near 40 (a pool may open a socket
+        // while a finished one is not back idle yet, hence the margin).
+        let ports = server.stats().client_ports.len();
+        assert!(ports <= 100, "[{}] {ports} client ports", env.name);
+    }
 
-#[test]
-fn soft_timeout_publishes_load_slow_on_peer_bus() {
-    each(|b, srv| {
-        srv.route(
-            "/slow",
-            Route {
-                delay: Duration::from_millis(300),
-                ..Route::new(&b"x"[..])
-            },
-        );
-        let dl = Downloader::new(b.config().soft_timeout(Duration::from_millis(50)));
+    fn soft_timeout_publishes_load_slow_on_peer_bus(env) {
+        let server = TestServer::start();
+        server.add("/slow", Resource::new(&b"x"[..]).header_delay(Duration::from_millis(300)));
+        let dl = Downloader::new(config(&env).soft_timeout(Duration::from_millis(50)));
         let h = dl.register(Arc::new(Idle));
         let events = h.subscribe();
-        let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(srv.url("/slow")))).unwrap();
-        assert_eq!(
-            &block_on_timeout(LIMIT, r.body.collect()).unwrap()[..],
-            b"x"
-        );
-        assert!(
-            events
-                .drain()
-                .iter()
-                .any(|e| matches!(e, DownloaderEvent::LoadSlow { .. }))
-        );
-    });
-}
+        let r = within(&env, h.execute(FetchCmd::get(server.url("/slow")))).await.unwrap();
+        assert_eq!(&within(&env, r.body.collect()).await.unwrap()[..], b"x");
+        assert!(events.drain().iter().any(|e| matches!(e, DownloaderEvent::LoadSlow { .. })));
+    }
 
-#[test]
-fn active_peer_completes_before_preload_under_contention() {
-    each(|b, srv| {
-        srv.route(
+    fn active_peer_completes_before_preload_under_contention(env) {
+        let server = TestServer::start();
+        server.add(
             "/seg",
-            Route {
-                delay: Duration::from_millis(15),
-                ..Route::new(pattern(4096, 1).to_vec())
-            },
+            Resource::new(pseudo_random(4096, 1)).header_delay(Duration::from_millis(15)),
         );
-        let dl = Downloader::new(b.config().max_concurrent(2));
+        let dl = Downloader::new(config(&env).max_concurrent(2));
         let done = Completions::default();
         let cmds = |base: usize| {
             (0..20)
                 .map(|i| {
-                    FetchCmd::get(srv.url("/seg"))
+                    FetchCmd::get(server.url("/seg"))
                         .writer(|_: &[u8]| Ok(()))
                         .on_complete(done.cb(base + i))
                 })
                 .collect::<Vec<_>>()
         };
-        let _p = dl.register(ListPeer::new(false, vec![cmds(100)]));
-        let _a = dl.register(ListPeer::new(true, vec![cmds(0)]));
-        let order: Vec<usize> = done.wait(40).iter().map(|d| d.tag).collect();
+        let _preload = dl.register(ListPeer::new(false, vec![cmds(100)]));
+        let _active = dl.register(ListPeer::new(true, vec![cmds(0)]));
+        let order: Vec<usize> = done.wait(&env, 40).await.iter().map(|d| d.tag).collect();
         let mut uniq = order.clone();
         uniq.sort_unstable();
         uniq.dedup();
-        assert_eq!(uniq.len(), 40);
+        assert_eq!(uniq.len(), 40, "each on_complete exactly once");
         let median = |active: bool| {
             let v: Vec<usize> = order
                 .iter()
@@ -381,48 +340,54 @@ fn active_peer_completes_before_preload_under_contention() {
             v[v.len() / 2]
         };
         assert!(median(true) < median(false), "{order:?}");
-        assert!(
-            order[..10].iter().filter(|t| **t < 100).count() > 5,
-            "{order:?}"
-        );
-    });
-}
+        assert!(order[..10].iter().filter(|t| **t < 100).count() > 5, "{order:?}");
+    }
 
-#[test]
-fn resume_after_server_drops_at_random_offsets() {
-    let mut rng = Rng(0xD20B_5EED);
-    let seeds: Vec<(usize, usize)> = (0..4)
-        .map(|_| {
-            let len = 50_000 + rng.below(250_000) as usize;
-            (len, len / 6 + rng.below(len as u64 / 3) as usize)
-        })
-        .collect();
-    each(|b, srv| {
-        for (i, (len, drop_after)) in seeds.iter().copied().enumerate() {
-            let body = pattern(len, i as u64 + 3).to_vec();
+    fn both_peers_idle_no_priority_ordering_asserted(env) {
+        let server = TestServer::start();
+        server.add("/seg", Resource::new(pseudo_random(4096, 1)));
+        let dl = Downloader::new(config(&env).max_concurrent(2));
+        let done = Completions::default();
+        let cmds = |base: usize| {
+            (0..10)
+                .map(|i| FetchCmd::get(server.url("/seg")).writer(|_: &[u8]| Ok(())).on_complete(done.cb(base + i)))
+                .collect::<Vec<_>>()
+        };
+        let _a = dl.register(ListPeer::new(false, vec![cmds(0)]));
+        let _b = dl.register(ListPeer::new(false, vec![cmds(100)]));
+        assert_eq!(done.wait(&env, 20).await.len(), 20);
+    }
+
+    fn peer_handle_execute_respects_either_peer_priority(env) {
+        let server = TestServer::start();
+        server.add("/p", Resource::new(&b"abc"[..]));
+        let dl = Downloader::new(config(&env));
+        let low = dl.register(ListPeer::new(false, vec![]));
+        let high = dl.register(ListPeer::new(true, vec![]));
+        for h in [&low, &high] {
+            let r = within(&env, h.execute(FetchCmd::get(server.url("/p")))).await.unwrap();
+            assert_eq!(&within(&env, r.body.collect()).await.unwrap()[..], b"abc");
+        }
+    }
+
+    fn resume_after_server_drops_at_random_offsets(env) {
+        let mut seed = 0xD20B_5EEDu64;
+        let server = TestServer::start();
+        for i in 0..4u64 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = 50_000 + (seed >> 33) as usize % 250_000;
+            let drop_after = (len / 6 + (seed >> 13) as usize % (len / 3)) as u64;
+            let body = pseudo_random(len, i + 3);
             let path = format!("/r{i}");
-            srv.route(
-                &path,
-                Route {
-                    drop_after: Some(drop_after),
-                    ..Route::new(body.clone())
-                },
+            server.add(&path, Resource::new(body.clone()).always(Cut::DropAfter(drop_after)));
+            let dl = Downloader::new(
+                config(&env).retry(RetryPolicy::new(20, Duration::from_millis(1), Duration::from_millis(5))),
             );
-            let dl = Downloader::new(b.config().retry(RetryPolicy::new(
-                20,
-                Duration::from_millis(1),
-                Duration::from_millis(5),
-            )));
             let events = dl.subscribe();
-            let (d, bytes) = stream_one(&dl, FetchCmd::get(srv.url(&path)));
-            assert!(d.error.is_none(), "{}: {d:?}", b.name);
-            assert_eq!(d.bytes as usize, len);
-            assert!(
-                bytes == body,
-                "{}: body differs (len {} vs {len})",
-                b.name,
-                bytes.len()
-            );
+            let (d, bytes) = stream_one(&env, &dl, FetchCmd::get(server.url(&path))).await;
+            assert!(d.error.is_none(), "[{}] {d:?}", env.name);
+            assert_eq!(d.bytes as usize, len, "each byte written exactly once");
+            assert_eq!(checksum(&bytes), checksum(&body), "[{}] checksum", env.name);
             // Every resume asked for exactly the next byte.
             let offsets: Vec<u64> = events
                 .drain()
@@ -433,172 +398,88 @@ fn resume_after_server_drops_at_random_offsets() {
                 })
                 .collect();
             assert!(!offsets.is_empty());
-            let ranges: Vec<String> = srv
-                .requests()
-                .iter()
-                .filter(|r| r.path == path)
-                .filter_map(|r| r.range.clone())
-                .collect();
-            let expect: Vec<String> = offsets
-                .iter()
-                .map(|o| format!("bytes={o}-{}", len - 1))
-                .collect();
+            let ranges: Vec<Option<String>> = server.stats().ranges_for(&path);
+            let mut expect = vec![None];
+            expect.extend(offsets.iter().map(|o| Some(format!("bytes={o}-{}", len - 1))));
             assert_eq!(ranges, expect);
         }
-    });
-}
+    }
 
-#[test]
-fn chunked_body_streams_to_eof_and_resumes() {
-    each(|b, srv| {
-        let body = pattern(70_000, 5).to_vec();
-        srv.route(
-            "/c",
-            Route {
-                chunked: true,
-                ..Route::new(body.clone())
-            },
-        );
-        srv.route(
-            "/cd",
-            Route {
-                chunked: true,
-                drop_after: Some(30_000),
-                ..Route::new(body.clone())
-            },
-        );
-        let dl = Downloader::new(b.config());
-        let (d, bytes) = stream_one(&dl, FetchCmd::get(srv.url("/c")));
+    fn chunked_body_streams_to_eof_and_resumes(env) {
+        let server = TestServer::start();
+        let body = pseudo_random(70_000, 5);
+        server.add("/c", Resource::new(body.clone()).chunked());
+        server.add("/cd", Resource::new(body.clone()).chunked().then(Cut::DropAfter(30_000)));
+        let dl = Downloader::new(config(&env));
+        let (d, bytes) = stream_one(&env, &dl, FetchCmd::get(server.url("/c"))).await;
         assert!(d.error.is_none(), "{d:?}");
         assert!(bytes == body);
-        let (d, bytes) = stream_one(&dl, FetchCmd::get(srv.url("/cd")));
-        assert!(d.error.is_none(), "{}: {d:?}", b.name);
-        assert!(bytes == body, "{}: {} bytes", b.name, bytes.len());
-    });
-}
+        let (d, bytes) = stream_one(&env, &dl, FetchCmd::get(server.url("/cd"))).await;
+        assert!(d.error.is_none(), "[{}] {d:?}", env.name);
+        assert!(bytes == body, "[{}] {} bytes", env.name, bytes.len());
+    }
 
-#[test]
-fn resume_when_server_ignores_range_fails_clearly() {
-    each(|b, srv| {
-        let body = pattern(50_000, 6).to_vec();
-        srv.route(
-            "/ir",
-            Route {
-                ignore_range: true,
-                drop_after: Some(20_000),
-                ..Route::new(body.clone())
-            },
-        );
-        let dl = Downloader::new(b.config());
-        let (d, bytes) = stream_one(&dl, FetchCmd::get(srv.url("/ir")));
+    fn resume_when_server_ignores_range_fails_clearly(env) {
+        let server = TestServer::start();
+        let body = pseudo_random(50_000, 6);
+        server.add("/ir", Resource::new(body.clone()).ignore_range().always(Cut::DropAfter(20_000)));
+        let dl = Downloader::new(config(&env));
+        let (d, bytes) = stream_one(&env, &dl, FetchCmd::get(server.url("/ir"))).await;
         assert!(
             matches!(&d.error, Some(NetError::InvalidResponse { reason, .. }) if reason.contains("instead of 206")),
-            "{d:?}"
+            "[{}] {d:?}",
+            env.name
         );
-        assert!(
-            bytes == body[..bytes.len()],
-            "prefix intact, nothing written twice"
-        );
-    });
-}
+        assert!(bytes == body[..bytes.len()], "prefix intact, nothing written twice");
+    }
 
-#[test]
-fn stalled_body_ends_with_timeout_error() {
-    each(|b, srv| {
-        srv.route(
-            "/st",
-            Route {
-                stall_after: Some(10_000),
-                ..Route::new(pattern(40_000, 7).to_vec())
-            },
-        );
+    fn stalled_body_ends_with_timeout_error(env) {
+        let server = TestServer::start();
+        server.add("/st", Resource::new(pseudo_random(40_000, 7)).always(Cut::StallAfter(10_000)));
         let dl = Downloader::new(
-            b.config()
+            config(&env)
                 .inactivity_timeout(Duration::from_millis(200))
-                .retry(RetryPolicy::new(
-                    1,
-                    Duration::from_millis(1),
-                    Duration::from_millis(1),
-                )),
+                .retry(RetryPolicy::new(1, Duration::from_millis(1), Duration::from_millis(1))),
         );
         let start = Instant::now();
-        let (d, bytes) = stream_one(&dl, FetchCmd::get(srv.url("/st")));
+        let (d, bytes) = stream_one(&env, &dl, FetchCmd::get(server.url("/st"))).await;
         assert!(
-            matches!(
-                &d.error,
-                Some(NetError::Timeout {
-                    kind: TimeoutKind::Inactivity,
-                    ..
-                })
-            ),
-            "{}: {d:?}",
-            b.name
+            matches!(&d.error, Some(NetError::Timeout { kind: TimeoutKind::Inactivity, .. })),
+            "[{}] {d:?}",
+            env.name
         );
         assert_eq!(bytes.len(), 20_000, "10 000 bytes, resumed, stalled again");
         assert!(start.elapsed() < Duration::from_secs(5));
-    });
-}
+    }
 
-#[test]
-fn html_page_rejected_with_invalid_content_type() {
-    each(|b, srv| {
-        srv.route(
-            "/portal",
-            Route {
-                content_type: Some("text/html".into()),
-                ..Route::new(&b"<html>login</html>"[..])
-            },
-        );
-        let dl = Downloader::new(b.config());
-        let (d, bytes) = stream_one(
-            &dl,
-            FetchCmd::get(srv.url("/portal")).validator(reject_html_response),
-        );
-        assert!(
-            matches!(&d.error, Some(NetError::InvalidContentType { .. })),
-            "{d:?}"
-        );
+    fn html_page_rejected_with_invalid_content_type(env) {
+        let server = TestServer::start();
+        server.add("/portal", Resource::html_error_page());
+        let dl = Downloader::new(config(&env));
+        let (d, bytes) =
+            stream_one(&env, &dl, FetchCmd::get(server.url("/portal")).validator(reject_html_response)).await;
+        assert!(matches!(&d.error, Some(NetError::InvalidContentType { .. })), "{d:?}");
         assert!(bytes.is_empty());
-        assert_eq!(srv.requests().len(), 1);
-    });
-}
+        assert_eq!(server.stats().requests, 1, "not retried");
+    }
 
-#[test]
-fn no_retry_on_404_but_retry_on_503() {
-    each(|b, srv| {
-        srv.route(
-            "/busy",
-            Route {
-                status: Some(503),
-                ..Route::new(&b"busy"[..])
-            },
-        );
-        let dl = Downloader::new(b.config());
-        let (d, _) = stream_one(&dl, FetchCmd::get(srv.url("/missing")));
-        assert!(
-            matches!(&d.error, Some(NetError::Status { status, body: Some(body), .. }) if *status == 404 && body == "not found"),
-            "{d:?}"
-        );
-        assert_eq!(srv.requests().len(), 1);
-        let (d, _) = stream_one(&dl, FetchCmd::get(srv.url("/busy")));
+    fn no_retry_on_404_but_retry_on_503(env) {
+        let server = TestServer::start();
+        server.add("/busy", Resource::error(503, &b"busy"[..]));
+        let dl = Downloader::new(config(&env));
+        let (d, _) = stream_one(&env, &dl, FetchCmd::get(server.url("/missing"))).await;
+        assert!(matches!(&d.error, Some(NetError::Status { status, .. }) if *status == 404), "{d:?}");
+        assert_eq!(server.stats().requests, 1);
+        let (d, _) = stream_one(&env, &dl, FetchCmd::get(server.url("/busy"))).await;
         assert!(matches!(&d.error, Some(NetError::Status { status, .. }) if *status == 503));
-        assert_eq!(srv.requests().len(), 1 + 4);
-    });
-}
+        assert_eq!(server.stats().requests_for("/busy"), 4, "1 attempt + 3 retries");
+    }
 
-#[test]
-fn peer_handle_execute_returns_error_on_unreachable() {
-    each(|b, srv| {
+    fn peer_handle_execute_returns_error_on_unreachable(env) {
         // A loopback listener that accepts and never answers.
-        srv.route(
-            "/never",
-            Route {
-                never_answer: true,
-                ..Route::default()
-            },
-        );
+        let hole = BlackHole::start();
         let dl = Downloader::new(
-            b.config()
+            config(&env)
                 .request_timeout(Duration::from_secs(60))
                 .inactivity_timeout(Duration::from_secs(60)),
         );
@@ -609,56 +490,66 @@ fn peer_handle_execute_returns_error_on_unreachable() {
             token.cancel();
         });
         let start = Instant::now();
-        let r = block_on_timeout(
-            Duration::from_secs(2),
-            h.execute(FetchCmd::get(srv.url("/never"))),
-        );
+        let r = env
+            .timeout(Duration::from_secs(2), h.execute(FetchCmd::get(hole.url("/never"))))
+            .await
+            .expect("execute returned within 2 s");
         assert!(r.is_err());
         assert!(start.elapsed() < Duration::from_secs(2));
-    });
-}
+    }
 
-#[test]
-fn streaming_without_writer_still_completes() {
-    each(|b, srv| {
-        srv.route("/nw", Route::new(pattern(300_000, 8).to_vec()));
-        let dl = Downloader::new(b.config());
+    fn streaming_without_writer_still_completes(env) {
+        let server = TestServer::start();
+        server.add("/nw", Resource::new(pseudo_random(300_000, 8)));
+        let dl = Downloader::new(config(&env));
         let done = Completions::default();
-        let _h = dl.register(ListPeer::new(
-            false,
-            vec![vec![FetchCmd::get(srv.url("/nw")).on_complete(done.cb(0))]],
-        ));
-        let d = done.wait(1).remove(0);
-        assert_eq!(
-            (d.bytes, d.headers, d.error.is_none()),
-            (0, true, true),
-            "{d:?}"
-        );
-    });
-}
+        let cmd = FetchCmd::get(server.url("/nw")).on_complete(done.cb(0));
+        let _h = dl.register(ListPeer::new(false, vec![vec![cmd]]));
+        let d = done.wait(&env, 1).await.remove(0);
+        assert_eq!((d.bytes, d.headers, d.error.is_none()), (0, true, true), "{d:?}");
+    }
 
-#[test]
-fn exactly_once_under_random_cancellation() {
-    each(|b, srv| {
-        srv.route(
+    fn downloader_shutdown_cancels_queued_commands(env) {
+        let server = TestServer::start();
+        server.add("/q", Resource::new(&b"abc"[..]));
+        let dl = Downloader::new(config(&env).max_concurrent(0));
+        let done = Completions::default();
+        let cmds = (0..2)
+            .map(|i| FetchCmd::head(server.url("/q")).writer(|_: &[u8]| Ok(())).on_complete(done.cb(i)))
+            .collect();
+        let peer = ListPeer::new(true, vec![cmds]);
+        let _h = dl.register(peer.clone());
+        assert!(wait_for(&env, || peer.handed.load(Ordering::SeqCst) == 2).await);
+        dl.cancel().cancel();
+        let all = done.wait(&env, 2).await;
+        assert!(all.iter().all(|d| matches!(d.error, Some(NetError::Cancelled))));
+        assert_eq!(server.stats().requests, 0);
+    }
+
+    fn exactly_once_under_random_cancellation(env) {
+        let server = TestServer::start();
+        server.add(
             "/x",
-            Route {
-                delay: Duration::from_millis(2),
-                ..Route::new(pattern(30_000, 9).to_vec())
-            },
+            Resource::new(pseudo_random(30_000, 9)).header_delay(Duration::from_millis(2)),
         );
-        let mut rng = Rng(0xBEEF);
-        for _ in 0..8 {
-            let dl = Downloader::new(b.config().max_concurrent(1 + rng.below(3) as usize));
+        server.add("/y", Resource::new(pseudo_random(30_000, 9)).always(Cut::DropAfter(7_000)));
+        let mut seed = 0xBEEFu64;
+        let mut rnd = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n.max(1)
+        };
+        for iteration in 0..10 {
+            let dl = Downloader::new(config(&env).max_concurrent(1 + rnd(3) as usize));
             let count = Arc::new(AtomicUsize::new(0));
             let peers: Vec<Arc<ListPeer>> = (0..3)
                 .map(|_| {
                     let batches = (0..3)
                         .map(|_| {
                             (0..5)
-                                .map(|_| {
+                                .map(|k| {
                                     let c = count.clone();
-                                    FetchCmd::get(srv.url("/x"))
+                                    let path = if k % 2 == 0 { "/x" } else { "/y" };
+                                    FetchCmd::get(server.url(path))
                                         .writer(|_: &[u8]| Ok(()))
                                         .on_complete(move |_, _, _| {
                                             c.fetch_add(1, Ordering::SeqCst);
@@ -667,40 +558,39 @@ fn exactly_once_under_random_cancellation() {
                                 .collect()
                         })
                         .collect();
-                    ListPeer::new(rng.chance(50), batches)
+                    ListPeer::new(rnd(2) == 0, batches)
                 })
                 .collect();
             let mut handles: Vec<_> = peers.iter().map(|p| Some(dl.register(p.clone()))).collect();
-            std::thread::sleep(Duration::from_millis(rng.below(40)));
-            handles[rng.below(3) as usize] = None;
-            std::thread::sleep(Duration::from_millis(rng.below(40)));
-            if rng.chance(50) {
+            env.sleep(Duration::from_millis(rnd(40))).await;
+            handles[rnd(3) as usize] = None;
+            env.sleep(Duration::from_millis(rnd(40))).await;
+            if rnd(2) == 0 {
                 dl.cancel().cancel();
             }
             drop(handles);
             drop(dl);
             // Every handed-out command completes exactly once, cancelled or not.
-            let handed = || {
-                peers
-                    .iter()
-                    .map(|p| p.handed.load(Ordering::SeqCst))
-                    .sum::<usize>()
-            };
+            let handed = || peers.iter().map(|p| p.handed.load(Ordering::SeqCst)).sum::<usize>();
             assert!(
-                wait_until(LIMIT, || count.load(Ordering::SeqCst) == handed()),
-                "{}: {} completions for {} commands",
-                b.name,
+                wait_for(&env, || count.load(Ordering::SeqCst) == handed()).await,
+                "[{}] iteration {iteration}: {} completions for {} commands",
+                env.name,
                 count.load(Ordering::SeqCst),
                 handed()
             );
-            std::thread::sleep(Duration::from_millis(10));
-            assert_eq!(count.load(Ordering::SeqCst), handed(), "{}", b.name);
+            env.sleep(Duration::from_millis(10)).await;
+            assert_eq!(count.load(Ordering::SeqCst), handed(), "[{}] late completion", env.name);
         }
-    });
+    }
 }
 
+/// The default constructor: tokio + reqwest when `reqwest` is on (a typed
+/// error outside a runtime), else async-std + surf.
 #[test]
 fn default_backend_constructor() {
+    let server = TestServer::start();
+    server.add("/d", Resource::new(&b"default"[..]));
     #[cfg(feature = "reqwest")]
     {
         use kithara_stream::backends::BackendError;
@@ -708,20 +598,16 @@ fn default_backend_constructor() {
             Downloader::with_default_backend().unwrap_err(),
             BackendError::NoRuntime
         );
-        let srv = Server::start();
-        srv.route("/d", Route::new(&b"default"[..]));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let dl = rt
-            .block_on(async { Downloader::with_default_backend() })
-            .unwrap();
-        let h = dl.register(Arc::new(Idle));
         let body = rt
             .block_on(async {
-                h.execute(FetchCmd::get(srv.url("/d")))
+                let dl = Downloader::with_default_backend().unwrap();
+                let h = dl.register(Arc::new(Idle));
+                h.execute(FetchCmd::get(server.url("/d")))
                     .await?
                     .body
                     .collect()
@@ -732,12 +618,10 @@ fn default_backend_constructor() {
     }
     #[cfg(all(feature = "surf", not(feature = "reqwest")))]
     {
-        let srv = Server::start();
-        srv.route("/d", Route::new(&b"default"[..]));
-        let dl = Downloader::with_default_backend().unwrap();
-        let h = dl.register(Arc::new(Idle));
-        let body = block_on_timeout(LIMIT, async {
-            h.execute(FetchCmd::get(srv.url("/d")))
+        let body = async_std::task::block_on(async {
+            let dl = Downloader::with_default_backend().unwrap();
+            let h = dl.register(Arc::new(Idle));
+            h.execute(FetchCmd::get(server.url("/d")))
                 .await?
                 .body
                 .collect()

@@ -1169,7 +1169,7 @@ impl Peer for ChaosPeer {
         Poll::Ready(Some(cmds))
     }
     fn priority(&self) -> RequestPriority {
-        if self.left.load(Ordering::SeqCst) % 2 == 0 {
+        if self.left.load(Ordering::SeqCst).is_multiple_of(2) {
             RequestPriority::High
         } else {
             RequestPriority::Low

@@ -347,16 +347,16 @@ impl Reader {
         let content_length = crate::net::header_u64(headers, header::CONTENT_LENGTH);
         let (pos, end, total) = if status == StatusCode::PARTIAL_CONTENT {
             let cr = parse_content_range(&req.url, headers)?;
-            if let Some(asked) = req.range {
-                if cr.first() != asked.start() {
-                    return Err(invalid(
-                        &req.url,
-                        format!(
-                            "asked for {asked}, got Content-Range starting at {}",
-                            cr.first()
-                        ),
-                    ));
-                }
+            if let Some(asked) = req.range
+                && cr.first() != asked.start()
+            {
+                return Err(invalid(
+                    &req.url,
+                    format!(
+                        "asked for {asked}, got Content-Range starting at {}",
+                        cr.first()
+                    ),
+                ));
             }
             (cr.first(), Some(cr.last() + 1), cr.complete_length())
         } else {
