@@ -433,3 +433,24 @@ impl PeerHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use event_listener::Listener;
+    use std::time::Duration;
+
+    #[test]
+    fn signal_keeps_a_notify_that_came_before_the_wait() {
+        let s = Signal::new();
+        assert!(!s.take());
+        s.notify();
+        // The waiter checks the permit after listening: the early notify is not lost.
+        let l = s.listen();
+        assert!(s.take());
+        assert!(!s.take());
+        // A notify after listening wakes the listener.
+        s.notify();
+        assert!(l.wait_timeout(Duration::from_secs(5)).is_some());
+    }
+}

@@ -273,7 +273,10 @@ impl Request {
                 Ok(resp) => break resp,
                 Err(e) => e,
             };
-            if !policy.should_retry(attempt, &error) || self.cancel.is_cancelled() {
+            if self.cancel.is_cancelled() {
+                return Err(NetError::Cancelled);
+            }
+            if !policy.should_retry(attempt, &error) {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(attempt);
@@ -453,7 +456,10 @@ impl Reader {
     async fn resume(&mut self, mut error: NetError) -> Result<(), NetError> {
         let policy = self.req.shared.cfg.retry;
         loop {
-            if !policy.should_retry(self.resumes, &error) || self.req.cancel.is_cancelled() {
+            if self.req.cancel.is_cancelled() {
+                return Err(NetError::Cancelled);
+            }
+            if !policy.should_retry(self.resumes, &error) {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(self.resumes);
