@@ -28,3 +28,4 @@ pub mod rt;
 
 #[path = "../backends/mod.rs"]
 pub mod backends;
+pub mod storage;
