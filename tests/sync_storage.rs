@@ -487,3 +487,71 @@ fn stress_concurrent_writers_and_waiters() {
         }
     }
 }
+
+/// Races a blocking waiter against the wake-up in every order many times:
+/// a lost wake-up would hang the join (bounded by the channel timeout).
+#[test]
+fn stress_no_lost_wakeups() {
+    use std::sync::mpsc;
+    for i in 0..600u32 {
+        let r = StorageResource::memory(CancelToken::new());
+        let (tx, rx) = mpsc::channel();
+        let waiter = {
+            let r = r.clone();
+            thread::spawn(move || {
+                let _ = tx.send(r.wait_range(0..4, None));
+            })
+        };
+        if i % 3 == 0 {
+            thread::yield_now();
+        }
+        let expect_ok = match i % 4 {
+            0 => {
+                r.cancel_token().cancel();
+                false
+            }
+            1 => {
+                r.fail("x");
+                false
+            }
+            2 => {
+                r.write_at(0, b"abcd").unwrap();
+                true
+            }
+            _ => {
+                r.commit(Some(0)).unwrap();
+                true
+            }
+        };
+        let res = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("lost wake-up");
+        assert_eq!(res.is_ok(), expect_ok, "round {i}: {res:?}");
+        waiter.join().unwrap();
+    }
+}
+
+#[test]
+fn stress_many_waiters_one_notifier() {
+    let r = StorageResource::memory(CancelToken::new());
+    let waiters: Vec<_> = (0..32u64)
+        .map(|k| {
+            let r = r.clone();
+            thread::spawn(move || {
+                for j in 0..50u64 {
+                    let off = (k * 50 + j) * 10;
+                    assert_eq!(
+                        r.wait_range(off..off + 10, soon(20_000)).unwrap(),
+                        WaitOutcome::Ready
+                    );
+                }
+            })
+        })
+        .collect();
+    for i in (0..32 * 50u64).rev() {
+        r.write_at(i * 10, &[1u8; 10]).unwrap();
+    }
+    for w in waiters {
+        w.join().unwrap();
+    }
+}

@@ -338,3 +338,34 @@ fn stress_one_writer_eight_seeking_readers() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn stream_over_a_file_resource_while_writing_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.bin");
+    let data = body(500_000, 99);
+    let res = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    let w = res.clone();
+    let d = data.clone();
+    let writer = thread::spawn(move || {
+        for (i, c) in d.chunks(33_333).enumerate().rev() {
+            w.write_at((i * 33_333) as u64, c).unwrap();
+        }
+        w.commit(None).unwrap();
+    });
+    let mut s = stream_over(&res);
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert!(out == data);
+    writer.join().unwrap();
+    drop(s);
+    drop(res);
+    // A later run finds a complete cache entry.
+    let res = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    let mut s = stream_over(&res);
+    assert_eq!(s.len(), Some(data.len() as u64));
+    s.seek(SeekFrom::Start(1234)).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert!(out[..] == data[1234..]);
+}

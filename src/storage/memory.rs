@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-/// Page size of the memory backend. Sparse writes allocate only the pages
+/// Page size of the memory backend (large pages keep first-touch page-fault
+/// overhead low for big sequential writes). Sparse writes allocate only the pages
 /// they touch, so a write far ahead (a seek to the end) costs one page.
-pub(crate) const PAGE: usize = 64 * 1024;
+pub(crate) const PAGE: usize = 1024 * 1024;
 
 /// Page index → page. A map, not a vector, so a write near `u64::MAX`
 /// costs one page and no index table.

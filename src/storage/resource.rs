@@ -30,7 +30,7 @@ pub const SIDECAR_SUFFIX: &str = ".ranges";
 /// resource: the writer keeps one clone, the reader another.
 ///
 /// # Backends
-/// - [`memory`](Self::memory) / [`from_bytes`](Self::from_bytes): 64 KiB pages
+/// - [`memory`](Self::memory) / [`from_bytes`](Self::from_bytes): 1 MiB pages
 ///   allocated only where bytes are written (growth is driven by writes,
 ///   never by an announced length).
 /// - [`open_file`](Self::open_file): a real file with positional I/O. A
