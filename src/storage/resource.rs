@@ -325,6 +325,9 @@ impl StorageResource {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Hold the data lock across the check and the copy so a concurrent
+        // commit cannot truncate the file in between (lock order: data, state).
+        let data = read_data(&self.inner.data);
         let n = {
             let st = lock(&self.inner.state);
             self.health(&st)?;
@@ -339,7 +342,7 @@ impl StorageResource {
         if n == 0 {
             return Ok(0);
         }
-        match &*read_data(&self.inner.data) {
+        match &*data {
             Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
             Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
         }
