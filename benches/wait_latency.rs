@@ -98,8 +98,11 @@ fn read_throughput(total: usize, read_buf: usize) {
         got as f64 / read_time.as_secs_f64() / 1e9,
         write_time.as_secs_f64() * 1e3,
     );
+}
 
-    // The same read from a resource that is already complete.
+/// Sequential `Read` of a resource that is already complete.
+fn read_complete(total: usize, read_buf: usize) {
+    let mut buf = vec![0u8; read_buf];
     let body = vec![0x5Au8; total];
     let res = StorageResource::from_bytes(&body, CancelToken::new());
     let mut s = Stream::<StorageSource>::from_source(StorageSource::new(res));
@@ -142,11 +145,16 @@ fn main() {
     // `cargo bench` passes `--bench`; arguments are ignored.
     wake_latency(5_000);
     // The first runs pay the kernel's first-touch page faults for fresh
-    // memory; later runs show the steady state of a long-running process.
+    // memory; later runs show the steady state of a long-running process
+    // whose allocator reuses freed pages.
     for _ in 0..3 {
         write_only(256 << 20);
     }
     for _ in 0..3 {
         read_throughput(256 << 20, 64 * 1024);
     }
+    for _ in 0..2 {
+        read_throughput(256 << 20, 1024 * 1024);
+    }
+    read_complete(256 << 20, 64 * 1024);
 }

@@ -11,7 +11,9 @@ pub(crate) const PAGE: usize = 1024 * 1024;
 /// costs one page and no index table.
 #[derive(Default)]
 pub(crate) struct Pages {
-    pages: BTreeMap<u64, Box<[u8]>>,
+    /// Each page has capacity `PAGE` and grows (`len`) only as far as bytes
+    /// were written into it, so sequential writes never pay for zeroing.
+    pages: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Pages {
@@ -25,10 +27,17 @@ impl Pages {
             let page = self
                 .pages
                 .entry(idx)
-                .or_insert_with(|| vec![0u8; PAGE].into_boxed_slice());
+                .or_insert_with(|| Vec::with_capacity(PAGE));
             let n = rest.len().min(PAGE - within);
-            page[within..within + n].copy_from_slice(&rest[..n]);
-            rest = &rest[n..];
+            let (src, tail) = rest.split_at(n);
+            if page.len() < within {
+                // A gap inside the page: filler that is never read as data.
+                page.resize(within, 0);
+            }
+            let overlap = (page.len() - within).min(n);
+            page[within..within + overlap].copy_from_slice(&src[..overlap]);
+            page.extend_from_slice(&src[overlap..]);
+            rest = tail;
             pos += n as u64;
         }
     }
@@ -42,8 +51,8 @@ impl Pages {
         while done < buf.len() {
             let (idx, within) = split(pos);
             let n = (buf.len() - done).min(PAGE - within);
-            match self.pages.get(&idx) {
-                Some(page) => buf[done..done + n].copy_from_slice(&page[within..within + n]),
+            match self.pages.get(&idx).and_then(|p| p.get(within..within + n)) {
+                Some(src) => buf[done..done + n].copy_from_slice(src),
                 None => buf[done..done + n].fill(0),
             }
             done += n;
@@ -76,5 +85,20 @@ mod tests {
         let mut tail = [0u8; 3];
         p.read(u64::MAX - 3, &mut tail);
         assert_eq!(&tail, b"xyz");
+    }
+
+    #[test]
+    fn in_page_gaps_and_overlaps() {
+        let mut p = Pages::default();
+        p.write(10, b"klmn");
+        p.write(0, b"abc");
+        p.write(2, b"CDEFGHIJKL");
+        p.write(13, b"NOP");
+        let mut out = [0u8; 16];
+        p.read(0, &mut out);
+        assert_eq!(&out, b"abCDEFGHIJKLmNOP");
+        let mut far = [1u8; 4];
+        p.read(PAGE as u64 * 3, &mut far);
+        assert_eq!(far, [0; 4]);
     }
 }
