@@ -79,8 +79,7 @@ struct Inner {
     path: Option<PathBuf>,
     /// Serialises sidecar rewrites so the last snapshot taken is the last written.
     persist: Mutex<()>,
-    /// File backends write under the shared data lock (positional I/O is
-    /// thread-safe); memory writes need it exclusively.
+    /// Whether the backend is a file (sidecar bookkeeping applies).
     is_file: bool,
     _hook: CancelHook,
 }
@@ -155,7 +154,7 @@ impl StorageResource {
     /// A memory-backed resource holding `data`, already committed with
     /// `final_len = data.len()`.
     pub fn from_bytes(data: &[u8], cancel: CancelToken) -> Self {
-        let mut pages = Pages::default();
+        let pages = Pages::default();
         pages.write(0, data);
         let len = data.len() as u64;
         let mut state = State {
@@ -293,12 +292,12 @@ impl StorageResource {
                 return Err(StorageError::WriteAfterCommit);
             }
         }
-        if self.inner.is_file {
-            if let Data::File(f) = &*read_data(&self.inner.data) {
-                f.write_all_at(offset, data)?;
-            }
-        } else if let Data::Memory(pages) = &mut *write_data(&self.inner.data) {
-            pages.write(offset, data);
+        // Both backends write under the shared data lock: file I/O is
+        // positional and memory pages have their own locks. Only a commit
+        // (file truncation) takes it exclusively.
+        match &*read_data(&self.inner.data) {
+            Data::File(f) => f.write_all_at(offset, data)?,
+            Data::Memory(pages) => pages.write(offset, data),
         }
         {
             let mut st = lock(&self.inner.state);
