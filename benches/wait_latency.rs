@@ -92,7 +92,7 @@ fn read_throughput(total: usize, read_buf: usize) {
     let write_time = writer.join().unwrap();
     assert_eq!(got, total);
     println!(
-        "sequential Read while writing ({} MiB, {} KiB reads): {:.2} GB/s (writer alone finished in {:.1} ms)",
+        "sequential Read while writing ({} MiB, {} KiB reads): {:.2} GB/s (the concurrent writer finished after {:.1} ms)",
         total >> 20,
         read_buf >> 10,
         got as f64 / read_time.as_secs_f64() / 1e9,
