@@ -21,13 +21,10 @@
 //! A plain `main` (no criterion): the point is ratios measured in the same
 //! run, process RSS and thread counts, which criterion does not report.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+// Without a backend pair only the server role and a message remain.
+#![cfg_attr(not(any(feature = "reqwest", feature = "surf")), allow(dead_code))]
 
-#[allow(
-    dead_code,
-    unused_macros,
-    unreachable_pub,
-    clippy::result_large_err
-)]
+#[allow(dead_code, unused_macros, unreachable_pub, clippy::result_large_err)]
 #[path = "../tests/support/server.rs"]
 mod server;
 
@@ -138,8 +135,12 @@ impl ServerProcess {
     }
 
     fn url(&self, path: &str) -> url::Url {
-        url::Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).unwrap()
+        server_url(self.port, path)
     }
+}
+
+fn server_url(port: u16, path: &str) -> url::Url {
+    url::Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap()
 }
 
 impl Drop for ServerProcess {
@@ -168,17 +169,22 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn main() {
-    if std::env::var(ROLE_VAR).as_deref() == Ok("server") {
+    let role = std::env::var(ROLE_VAR).unwrap_or_default();
+    if role == "server" {
         server_main();
         return;
     }
     // `cargo bench` passes `--bench`; arguments are ignored.
     let plan = Plan::from_env();
     #[cfg(any(feature = "reqwest", feature = "surf"))]
-    bench::run(&plan);
+    if role == "case" {
+        bench::case_main(&plan);
+    } else {
+        bench::run(&plan);
+    }
     #[cfg(not(any(feature = "reqwest", feature = "surf")))]
     {
-        let _ = (plan, ServerProcess::start, mbps as fn(u64, Duration) -> f64, median);
+        let _ = plan;
         println!("no backend pair enabled: build with --features reqwest and/or surf");
     }
 }
@@ -465,6 +471,16 @@ mod bench {
         pub(crate) base_rss_mib: f64,
     }
 
+    impl Peak {
+        fn max(self, o: Peak) -> Peak {
+            Peak {
+                rss_mib: self.rss_mib.max(o.rss_mib),
+                threads: self.threads.max(o.threads),
+                base_rss_mib: self.base_rss_mib.max(o.base_rss_mib),
+            }
+        }
+    }
+
     impl Sampler {
         fn start() -> Self {
             let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
@@ -510,6 +526,8 @@ mod bench {
     pub(crate) struct Results {
         pub(crate) raw_mbps: Vec<f64>,
         pub(crate) raw_first_ms: Vec<f64>,
+        pub(crate) dl_mbps: Vec<f64>,
+        pub(crate) dl_first_ms: Vec<f64>,
         pub(crate) mem_mbps: Vec<f64>,
         pub(crate) mem_first_ms: Vec<f64>,
         pub(crate) file_mbps: Vec<f64>,
@@ -532,7 +550,13 @@ mod bench {
 
     /// Reads the whole body through `Read` into a 64 KiB buffer on this
     /// thread: (MB/s, ms to the first 64 KiB).
-    fn ours_once(b: &Backend, dl: &Downloader, url: &Url, kind: StorageKind, expect: u64) -> (f64, f64) {
+    fn ours_once(
+        b: &Backend,
+        dl: &Downloader,
+        url: &Url,
+        kind: StorageKind,
+        expect: u64,
+    ) -> (f64, f64) {
         let mut buf = vec![0u8; READ_BUF];
         let t0 = Instant::now();
         let mut s = ours_stream(b, dl, url.clone(), kind);
@@ -551,6 +575,29 @@ mod bench {
         let d = t0.elapsed();
         assert_eq!(n, expect, "ours body length ({})", kind.label());
         (mbps(n, d), first.unwrap_or_default().as_secs_f64() * 1e3)
+    }
+
+    /// The downloader alone: `PeerHandle::execute` and the body drained into
+    /// nothing (no storage, no reader): (MB/s, ms to the first chunk).
+    fn dl_drain_once(b: &Backend, dl: &Downloader, url: &Url, expect: u64) -> (f64, f64) {
+        use futures::StreamExt;
+        let peer = dl.register(Arc::new(OneFetch(Mutex::new(None))));
+        let url = url.clone();
+        let t0 = Instant::now();
+        let (first, n) = b.block_on(b.spawn_join(async move {
+            let resp = peer.execute(FetchCmd::get(url)).await.unwrap();
+            let mut body = resp.body;
+            let mut first = None;
+            let mut n = 0u64;
+            while let Some(chunk) = body.next().await {
+                first.get_or_insert_with(|| t0.elapsed());
+                n += chunk.unwrap().len() as u64;
+            }
+            (first.unwrap_or_default(), n)
+        }));
+        let d = t0.elapsed();
+        assert_eq!(n, expect, "downloader body length");
+        (mbps(n, d), first.as_secs_f64() * 1e3)
     }
 
     fn concurrent_raw(b: &Backend, plan: &Plan, url: &Url) -> (f64, Peak) {
@@ -598,7 +645,9 @@ mod bench {
         (mbps(total, d), peak)
     }
 
-    fn huge_file(b: &Backend, dl: &Downloader, plan: &Plan, url: &Url) -> (f64, Peak) {
+    fn huge_file(b: &Backend, plan: &Plan, url: &Url) -> (f64, Peak) {
+        let dl = b.downloader(kithara_stream::dl::DEFAULT_MAX_CONCURRENT);
+        let dl = &dl;
         let base = status_kb("VmRSS:").unwrap_or(0);
         let sampler = Sampler::start();
         let (rate, _) = ours_once(b, dl, url, StorageKind::File, plan.huge_len);
@@ -615,12 +664,17 @@ mod bench {
         let _ = ours_once(b, &dl, &seq, StorageKind::File, plan.seq_len);
         for i in 0..plan.runs {
             // Rotate the order so no case always runs first or last.
-            for k in 0..3 {
-                match (i + k) % 3 {
+            for k in 0..4 {
+                match (i + k) % 4 {
                     0 => {
                         let (m, f) = raw_once(b, &seq, plan.seq_len);
                         r.raw_mbps.push(m);
                         r.raw_first_ms.push(f);
+                    }
+                    3 => {
+                        let (m, f) = dl_drain_once(b, &dl, &seq, plan.seq_len);
+                        r.dl_mbps.push(m);
+                        r.dl_first_ms.push(f);
                     }
                     1 => {
                         let (m, f) = ours_once(b, &dl, &seq, StorageKind::Memory, plan.seq_len);
@@ -635,46 +689,42 @@ mod bench {
                 }
             }
             eprintln!(
-                "  [{}] run {}: raw {:.0} MB/s ({:.2} ms), memory {:.0} MB/s ({:.2} ms), file {:.0} MB/s ({:.2} ms)",
+                "  [{}] run {}: raw {:.0} MB/s ({:.2} ms), downloader alone {:.0} MB/s ({:.2} ms), memory {:.0} MB/s ({:.2} ms), file {:.0} MB/s ({:.2} ms)",
                 b.name,
                 i + 1,
                 r.raw_mbps[i],
                 r.raw_first_ms[i],
+                r.dl_mbps[i],
+                r.dl_first_ms[i],
                 r.mem_mbps[i],
                 r.mem_first_ms[i],
                 r.file_mbps[i],
                 r.file_first_ms[i],
             );
         }
-        let conc = srv.url("/conc");
+        // Fresh processes, so each peak (RSS, threads) is that case's own.
         for i in 0..plan.conc_runs {
-            let (raw, raw_peak) = concurrent_raw(b, plan, &conc);
-            let (ours, ours_peak) = concurrent_ours(b, plan, &conc);
+            let raw = run_case("conc-raw", b.name, srv.port);
+            let ours = run_case("conc-ours", b.name, srv.port);
             eprintln!(
-                "  [{}] concurrent run {}: raw {raw:.0} MB/s ({} threads, {:.0} MiB), ours {ours:.0} MB/s ({} threads, {:.0} MiB)",
+                "  [{}] concurrent run {}: raw {:.0} MB/s ({} threads, {:.1} MiB), ours {:.0} MB/s ({} threads, {:.1} MiB)",
                 b.name,
                 i + 1,
-                raw_peak.threads,
-                raw_peak.rss_mib,
-                ours_peak.threads,
-                ours_peak.rss_mib
+                raw.0,
+                raw.1.threads,
+                raw.1.rss_mib,
+                ours.0,
+                ours.1.threads,
+                ours.1.rss_mib
             );
-            r.conc_raw_mbps.push(raw);
-            r.conc_ours_mbps.push(ours);
-            if ours_peak.rss_mib > r.conc_ours_peak.rss_mib {
-                r.conc_ours_peak.rss_mib = ours_peak.rss_mib;
-            }
-            r.conc_ours_peak.threads = r.conc_ours_peak.threads.max(ours_peak.threads);
-            r.conc_ours_peak.base_rss_mib = ours_peak.base_rss_mib;
-            if raw_peak.rss_mib > r.conc_raw_peak.rss_mib {
-                r.conc_raw_peak.rss_mib = raw_peak.rss_mib;
-            }
-            r.conc_raw_peak.threads = r.conc_raw_peak.threads.max(raw_peak.threads);
-            r.conc_raw_peak.base_rss_mib = raw_peak.base_rss_mib;
+            r.conc_raw_mbps.push(raw.0);
+            r.conc_ours_mbps.push(ours.0);
+            r.conc_raw_peak = r.conc_raw_peak.max(raw.1);
+            r.conc_ours_peak = r.conc_ours_peak.max(ours.1);
         }
-        let (rate, peak) = huge_file(b, &dl, plan, &srv.url("/huge"));
+        let (rate, peak) = run_case("huge", b.name, srv.port);
         eprintln!(
-            "  [{}] {} MiB with file storage: {rate:.0} MB/s, peak RSS {:.1} MiB (before {:.1} MiB), {} threads",
+            "  [{}] {} MiB with file storage: {rate:.0} MB/s, peak RSS {:.1} MiB (at start {:.1} MiB), {} threads",
             b.name,
             plan.huge_len / MIB,
             peak.rss_mib,
@@ -700,11 +750,21 @@ mod bench {
         let row = |label: String, f: &dyn Fn(&Results) -> String| {
             println!(
                 "| {label} | {} |",
-                all.iter().map(|(_, r)| f(r)).collect::<Vec<_>>().join(" | ")
+                all.iter()
+                    .map(|(_, r)| f(r))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             );
         };
         row(format!("raw client, {seq:.0} MiB drained (MB/s)"), &|r| {
             format!("{:.0}", median(&r.raw_mbps))
+        });
+        row(
+            "downloader alone: execute, body drained (MB/s)".into(),
+            &|r| format!("{:.0}", median(&r.dl_mbps)),
+        );
+        row("downloader alone / raw".into(), &|r| {
+            format!("{:.2}", median(&r.dl_mbps) / median(&r.raw_mbps))
         });
         row("ours, memory storage (MB/s)".into(), &|r| {
             format!("{:.0}", median(&r.mem_mbps))
@@ -727,9 +787,10 @@ mod bench {
         row("ours: time to first 64 KiB, file (ms)".into(), &|r| {
             format!("{:.2}", median(&r.file_first_ms))
         });
-        row("first byte: ours − raw, memory (target ≤ 2 ms)".into(), &|r| {
-            format!("{:+.2}", median(&r.mem_first_ms) - median(&r.raw_first_ms))
-        });
+        row(
+            "first byte: ours − raw, memory (target ≤ 2 ms)".into(),
+            &|r| format!("{:+.2}", median(&r.mem_first_ms) - median(&r.raw_first_ms)),
+        );
         row(
             format!("{} × {conc:.0} MiB concurrent, raw (MB/s)", plan.conc_n),
             &|r| format!("{:.0}", median(&r.conc_raw_mbps)),
@@ -762,6 +823,58 @@ mod bench {
         row(
             format!("{huge:.0} MiB, file storage: peak RSS MiB (target < 64)"),
             &|r| format!("{:.1}", r.huge_peak.rss_mib),
+        );
+    }
+
+    /// Runs one case in a child process (this binary, role `case`) and
+    /// parses its `RESULT mbps threads rss_mib base_rss_mib` line.
+    fn run_case(case: &str, backend: &str, port: u16) -> (f64, Peak) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(super::ROLE_VAR, "case")
+            .env("KITHARA_BENCH_CASE", case)
+            .env("KITHARA_BENCH_BACKENDS", backend)
+            .env("KITHARA_BENCH_PORT", port.to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "case {case} on {backend} failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .expect("RESULT line");
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (
+            v[0],
+            Peak {
+                threads: v[1] as u64,
+                rss_mib: v[2],
+                base_rss_mib: v[3],
+            },
+        )
+    }
+
+    /// The child side of [`run_case`].
+    pub(crate) fn case_main(plan: &Plan) {
+        let case = std::env::var("KITHARA_BENCH_CASE").unwrap();
+        let port: u16 = std::env::var("KITHARA_BENCH_PORT")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let backends = Backend::all(plan.backends.as_deref());
+        let b = backends.first().expect("one backend");
+        let (rate, peak) = match case.as_str() {
+            "conc-raw" => concurrent_raw(b, plan, &super::server_url(port, "/conc")),
+            "conc-ours" => concurrent_ours(b, plan, &super::server_url(port, "/conc")),
+            "huge" => huge_file(b, plan, &super::server_url(port, "/huge")),
+            other => panic!("unknown case {other}"),
+        };
+        println!(
+            "RESULT {rate} {} {} {}",
+            peak.threads, peak.rss_mib, peak.base_rss_mib
         );
     }
 
