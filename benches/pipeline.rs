@@ -49,6 +49,9 @@ struct Plan {
     conc_len: u64,
     max_concurrent: usize,
     huge_len: u64,
+    slow_len: u64,
+    slow_rate: u64,
+    slow_runs: usize,
     runs: usize,
     conc_runs: usize,
     backends: Option<String>,
@@ -79,6 +82,9 @@ impl Plan {
             conc_len: sized(16),
             max_concurrent: env_usize("KITHARA_BENCH_MAX_CONCURRENT", conc_n),
             huge_len: sized(1024),
+            slow_len: sized(32),
+            slow_rate: (env_f64("KITHARA_BENCH_RATE_MBPS", 100.0) * 1e6) as u64,
+            slow_runs: env_usize("KITHARA_BENCH_SLOW_RUNS", 3).max(1),
             runs: env_usize("KITHARA_BENCH_RUNS", 5).max(1),
             conc_runs: env_usize("KITHARA_BENCH_CONC_RUNS", 3).max(1),
             backends: std::env::var("KITHARA_BENCH_BACKENDS").ok(),
@@ -102,6 +108,13 @@ fn server_main() {
     add("/seq", plan.seq_len, 1);
     add("/conc", plan.conc_len, 2);
     add("/huge", plan.huge_len, 3);
+    server.add(
+        "/slow",
+        Resource::new(pseudo_random(plan.slow_len as usize, 4))
+            .content_type("application/octet-stream")
+            .chunk_size(SERVER_CHUNK)
+            .throttle(plan.slow_rate.max(1)),
+    );
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", server.addr().port()).unwrap();
     out.flush().unwrap();
@@ -524,20 +537,135 @@ mod bench {
 
     #[derive(Debug, Default, Clone)]
     pub(crate) struct Results {
-        pub(crate) raw_mbps: Vec<f64>,
-        pub(crate) raw_first_ms: Vec<f64>,
-        pub(crate) dl_mbps: Vec<f64>,
-        pub(crate) dl_first_ms: Vec<f64>,
-        pub(crate) mem_mbps: Vec<f64>,
-        pub(crate) mem_first_ms: Vec<f64>,
-        pub(crate) file_mbps: Vec<f64>,
-        pub(crate) file_first_ms: Vec<f64>,
+        pub(crate) seq: Seq,
+        pub(crate) slow: Seq,
         pub(crate) conc_raw_mbps: Vec<f64>,
         pub(crate) conc_ours_mbps: Vec<f64>,
         pub(crate) conc_raw_peak: Peak,
         pub(crate) conc_ours_peak: Peak,
         pub(crate) huge_mbps: f64,
         pub(crate) huge_peak: Peak,
+    }
+
+    /// CPU time (user + system) of this process's live threads, in
+    /// seconds, from `/proc/self/task/*/schedstat` (nanoseconds).
+    fn cpu_secs() -> f64 {
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+            return 0.0;
+        };
+        dir.flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum::<u64>() as f64
+            / 1e9
+    }
+
+    /// CPU time of the calling thread (the reader), in seconds.
+    fn thread_cpu_secs() -> f64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0) as f64
+            / 1e9
+    }
+
+    /// Pause before each timed case.
+    const SETTLE: Duration = Duration::from_millis(30);
+
+    /// One sequential case: MB/s, ms to the first chunk (64 KiB for ours),
+    /// and client CPU seconds per GB moved.
+    #[derive(Debug, Default, Clone)]
+    pub(crate) struct Series {
+        pub(crate) mbps: Vec<f64>,
+        pub(crate) first_ms: Vec<f64>,
+        pub(crate) cpu_per_gb: Vec<f64>,
+        /// The calling (reader) thread's share.
+        pub(crate) reader_cpu_per_gb: Vec<f64>,
+    }
+
+    impl Series {
+        fn push(&mut self, bytes: u64, f: impl FnOnce() -> (f64, f64)) {
+            // Let the previous case's background cleanup (the fetch task
+            // dropping its storage handle, a temp file's unlink) finish first.
+            std::thread::sleep(SETTLE);
+            let (c0, t0) = (cpu_secs(), thread_cpu_secs());
+            let (m, first) = f();
+            let gb = bytes as f64 / 1e9;
+            self.mbps.push(m);
+            self.first_ms.push(first);
+            self.cpu_per_gb.push((cpu_secs() - c0) / gb);
+            self.reader_cpu_per_gb.push((thread_cpu_secs() - t0) / gb);
+        }
+
+        fn last(&self) -> (f64, f64) {
+            (
+                self.mbps.last().copied().unwrap_or(f64::NAN),
+                self.first_ms.last().copied().unwrap_or(f64::NAN),
+            )
+        }
+
+        fn mbps(&self) -> f64 {
+            median(&self.mbps)
+        }
+
+        fn first(&self) -> f64 {
+            median(&self.first_ms)
+        }
+
+        fn cpu(&self) -> f64 {
+            median(&self.cpu_per_gb)
+        }
+
+        fn reader_cpu(&self) -> f64 {
+            median(&self.reader_cpu_per_gb)
+        }
+    }
+
+    /// The four sequential cases on one URL.
+    #[derive(Debug, Default, Clone)]
+    pub(crate) struct Seq {
+        pub(crate) raw: Series,
+        pub(crate) dl: Series,
+        pub(crate) mem: Series,
+        pub(crate) file: Series,
+    }
+
+    fn seq_cases(b: &Backend, dl: &Downloader, url: &Url, len: u64, runs: usize) -> Seq {
+        let mut r = Seq::default();
+        // Warm-up (connection pool, allocator, page cache), not counted.
+        let _ = raw_once(b, url, len);
+        let _ = ours_once(b, dl, url, StorageKind::Memory, len);
+        let _ = ours_once(b, dl, url, StorageKind::File, len);
+        for i in 0..runs {
+            // Rotate the order so no case always runs first or last.
+            for k in 0..4 {
+                match (i + k) % 4 {
+                    0 => r.raw.push(len, || raw_once(b, url, len)),
+                    1 => r
+                        .mem
+                        .push(len, || ours_once(b, dl, url, StorageKind::Memory, len)),
+                    2 => r
+                        .file
+                        .push(len, || ours_once(b, dl, url, StorageKind::File, len)),
+                    _ => r.dl.push(len, || dl_drain_once(b, dl, url, len)),
+                }
+            }
+            let p = |s: &Series| {
+                let (m, f) = s.last();
+                format!("{m:.0} MB/s ({f:.2} ms)")
+            };
+            eprintln!(
+                "  [{}] {} run {}: raw {}, downloader alone {}, memory {}, file {}",
+                b.name,
+                url.path(),
+                i + 1,
+                p(&r.raw),
+                p(&r.dl),
+                p(&r.mem),
+                p(&r.file),
+            );
+        }
+        r
     }
 
     fn raw_once(b: &Backend, url: &Url, expect: u64) -> (f64, f64) {
@@ -656,52 +784,9 @@ mod bench {
 
     fn run_backend(b: &Backend, plan: &Plan, srv: &ServerProcess) -> Results {
         let mut r = Results::default();
-        let seq = srv.url("/seq");
         let dl = b.downloader(kithara_stream::dl::DEFAULT_MAX_CONCURRENT);
-        // Warm-up (connection pool, allocator, page cache), not counted.
-        let _ = raw_once(b, &seq, plan.seq_len);
-        let _ = ours_once(b, &dl, &seq, StorageKind::Memory, plan.seq_len);
-        let _ = ours_once(b, &dl, &seq, StorageKind::File, plan.seq_len);
-        for i in 0..plan.runs {
-            // Rotate the order so no case always runs first or last.
-            for k in 0..4 {
-                match (i + k) % 4 {
-                    0 => {
-                        let (m, f) = raw_once(b, &seq, plan.seq_len);
-                        r.raw_mbps.push(m);
-                        r.raw_first_ms.push(f);
-                    }
-                    3 => {
-                        let (m, f) = dl_drain_once(b, &dl, &seq, plan.seq_len);
-                        r.dl_mbps.push(m);
-                        r.dl_first_ms.push(f);
-                    }
-                    1 => {
-                        let (m, f) = ours_once(b, &dl, &seq, StorageKind::Memory, plan.seq_len);
-                        r.mem_mbps.push(m);
-                        r.mem_first_ms.push(f);
-                    }
-                    _ => {
-                        let (m, f) = ours_once(b, &dl, &seq, StorageKind::File, plan.seq_len);
-                        r.file_mbps.push(m);
-                        r.file_first_ms.push(f);
-                    }
-                }
-            }
-            eprintln!(
-                "  [{}] run {}: raw {:.0} MB/s ({:.2} ms), downloader alone {:.0} MB/s ({:.2} ms), memory {:.0} MB/s ({:.2} ms), file {:.0} MB/s ({:.2} ms)",
-                b.name,
-                i + 1,
-                r.raw_mbps[i],
-                r.raw_first_ms[i],
-                r.dl_mbps[i],
-                r.dl_first_ms[i],
-                r.mem_mbps[i],
-                r.mem_first_ms[i],
-                r.file_mbps[i],
-                r.file_first_ms[i],
-            );
-        }
+        r.seq = seq_cases(b, &dl, &srv.url("/seq"), plan.seq_len, plan.runs);
+        r.slow = seq_cases(b, &dl, &srv.url("/slow"), plan.slow_len, plan.slow_runs);
         // Fresh processes, so each peak (RSS, threads) is that case's own.
         for i in 0..plan.conc_runs {
             let raw = run_case("conc-raw", b.name, srv.port);
@@ -737,13 +822,10 @@ mod bench {
     }
 
     fn print_table(plan: &Plan, all: &[(&'static str, Results)]) {
-        let seq = plan.seq_len as f64 / MIB as f64;
-        let conc = plan.conc_len as f64 / MIB as f64;
-        let huge = plan.huge_len as f64 / MIB as f64;
+        let mib = |n: u64| n as f64 / MIB as f64;
         println!();
         println!(
-            "| figure ({} runs, medians) | {} |",
-            plan.runs,
+            "| figure (medians) | {} |",
             all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | ")
         );
         println!("|---|{}", "---|".repeat(all.len()));
@@ -756,74 +838,111 @@ mod bench {
                     .join(" | ")
             );
         };
-        row(format!("raw client, {seq:.0} MiB drained (MB/s)"), &|r| {
-            format!("{:.0}", median(&r.raw_mbps))
-        });
-        row(
-            "downloader alone: execute, body drained (MB/s)".into(),
-            &|r| format!("{:.0}", median(&r.dl_mbps)),
-        );
-        row("downloader alone / raw".into(), &|r| {
-            format!("{:.2}", median(&r.dl_mbps) / median(&r.raw_mbps))
-        });
-        row("ours, memory storage (MB/s)".into(), &|r| {
-            format!("{:.0}", median(&r.mem_mbps))
-        });
-        row("ours/raw, memory (target ≥ 0.90)".into(), &|r| {
-            format!("{:.2}", median(&r.mem_mbps) / median(&r.raw_mbps))
-        });
-        row("ours, file storage (MB/s)".into(), &|r| {
-            format!("{:.0}", median(&r.file_mbps))
-        });
-        row("ours/raw, file (target ≥ 0.80)".into(), &|r| {
-            format!("{:.2}", median(&r.file_mbps) / median(&r.raw_mbps))
-        });
-        row("raw: time to first chunk (ms)".into(), &|r| {
-            format!("{:.2}", median(&r.raw_first_ms))
-        });
-        row("ours: time to first 64 KiB, memory (ms)".into(), &|r| {
-            format!("{:.2}", median(&r.mem_first_ms))
-        });
-        row("ours: time to first 64 KiB, file (ms)".into(), &|r| {
-            format!("{:.2}", median(&r.file_first_ms))
-        });
-        row(
-            "first byte: ours − raw, memory (target ≤ 2 ms)".into(),
-            &|r| format!("{:+.2}", median(&r.mem_first_ms) - median(&r.raw_first_ms)),
-        );
-        row(
-            format!("{} × {conc:.0} MiB concurrent, raw (MB/s)", plan.conc_n),
-            &|r| format!("{:.0}", median(&r.conc_raw_mbps)),
-        );
-        row(
+        let seq_rows = |what: String, pick: fn(&Results) -> &Seq| {
+            row(format!("{what}: raw client, drained (MB/s)"), &|r| {
+                format!("{:.0}", pick(r).raw.mbps())
+            });
+            row(
+                format!("{what}: downloader alone, execute + drain (MB/s)"),
+                &|r| {
+                    let s = pick(r);
+                    format!("{:.0} ({:.2}×)", s.dl.mbps(), s.dl.mbps() / s.raw.mbps())
+                },
+            );
+            row(
+                format!("{what}: ours, memory storage (MB/s, ours/raw; target ≥ 0.90×)"),
+                &|r| {
+                    let s = pick(r);
+                    format!("{:.0} ({:.2}×)", s.mem.mbps(), s.mem.mbps() / s.raw.mbps())
+                },
+            );
+            row(
+                format!("{what}: ours, file storage (MB/s, ours/raw; target ≥ 0.80×)"),
+                &|r| {
+                    let s = pick(r);
+                    format!(
+                        "{:.0} ({:.2}×)",
+                        s.file.mbps(),
+                        s.file.mbps() / s.raw.mbps()
+                    )
+                },
+            );
+            row(format!("{what}: raw, time to first chunk (ms)"), &|r| {
+                format!("{:.2}", pick(r).raw.first())
+            });
+            row(
+                format!("{what}: ours, time to first 64 KiB, memory / file (ms; target ≤ raw + 2)"),
+                &|r| {
+                    let s = pick(r);
+                    format!("{:.2} / {:.2}", s.mem.first(), s.file.first())
+                },
+            );
+            row(
+                format!("{what}: client CPU s per GB, raw / downloader / memory / file"),
+                &|r| {
+                    let s = pick(r);
+                    format!(
+                        "{:.2} / {:.2} / {:.2} / {:.2}",
+                        s.raw.cpu(),
+                        s.dl.cpu(),
+                        s.mem.cpu(),
+                        s.file.cpu()
+                    )
+                },
+            );
+            row(
+                format!("{what}: of which the reader thread, memory / file"),
+                &|r| {
+                    let s = pick(r);
+                    format!("{:.2} / {:.2}", s.mem.reader_cpu(), s.file.reader_cpu())
+                },
+            );
+        };
+        seq_rows(
             format!(
-                "{} × {conc:.0} MiB concurrent, ours, memory, max_concurrent {} (MB/s)",
-                plan.conc_n, plan.max_concurrent
+                "{:.0} MiB, unthrottled ({} runs)",
+                mib(plan.seq_len),
+                plan.runs
             ),
-            &|r| format!("{:.0}", median(&r.conc_ours_mbps)),
+            |r| &r.seq,
         );
-        row("concurrent ours/raw".into(), &|r| {
+        seq_rows(
             format!(
-                "{:.2}",
-                median(&r.conc_ours_mbps) / median(&r.conc_raw_mbps)
-            )
+                "{:.0} MiB at {:.0} MB/s ({} runs)",
+                mib(plan.slow_len),
+                plan.slow_rate as f64 / 1e6,
+                plan.slow_runs
+            ),
+            |r| &r.slow,
+        );
+        let conc = format!(
+            "{} × {:.0} MiB concurrent, one downloader (max_concurrent {}), memory ({} runs)",
+            plan.conc_n,
+            mib(plan.conc_len),
+            plan.max_concurrent,
+            plan.conc_runs
+        );
+        row(format!("{conc}: raw / ours (MB/s)"), &|r| {
+            let (raw, ours) = (median(&r.conc_raw_mbps), median(&r.conc_ours_mbps));
+            format!("{raw:.0} / {ours:.0} ({:.2}×)", ours / raw)
         });
-        row("concurrent: peak threads, raw / ours".into(), &|r| {
+        row(format!("{conc}: peak threads, raw / ours"), &|r| {
             format!("{} / {}", r.conc_raw_peak.threads, r.conc_ours_peak.threads)
         });
-        row("concurrent: peak RSS MiB, raw / ours".into(), &|r| {
+        row(format!("{conc}: peak RSS MiB, raw / ours"), &|r| {
             format!(
                 "{:.0} / {:.0}",
                 r.conc_raw_peak.rss_mib, r.conc_ours_peak.rss_mib
             )
         });
-        row(format!("{huge:.0} MiB, file storage (MB/s)"), &|r| {
-            format!("{:.0}", r.huge_mbps)
+        let huge = format!("{:.0} MiB, file storage (1 run)", mib(plan.huge_len));
+        row(format!("{huge}: MB/s"), &|r| format!("{:.0}", r.huge_mbps));
+        row(format!("{huge}: peak RSS MiB (target < 64)"), &|r| {
+            format!(
+                "{:.1} (at start {:.1})",
+                r.huge_peak.rss_mib, r.huge_peak.base_rss_mib
+            )
         });
-        row(
-            format!("{huge:.0} MiB, file storage: peak RSS MiB (target < 64)"),
-            &|r| format!("{:.1}", r.huge_peak.rss_mib),
-        );
     }
 
     /// Runs one case in a child process (this binary, role `case`) and
