@@ -64,9 +64,10 @@ impl From<::surf::Client> for SurfClient {
 }
 
 /// The largest body chunk the adapter reads at once.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Chunks are cut from zeroed blocks of this size (one allocation per
-/// block; a block is freed when its last chunk is dropped).
+/// block, freed when its last chunk is dropped; fresh zeroed memory is only
+/// faulted in where a read lands).
 const READ_BLOCK: usize = 4 * READ_CHUNK;
 
 /// Connection failures arrive as an `io::Error` inside surf's error.
@@ -132,8 +133,9 @@ impl HttpClient for SurfClient {
         let body = response.take_body().into_reader();
         // Read straight into chunk buffers of up to `READ_CHUNK` bytes:
         // async-h1 hands a large read past its 8 KiB buffer, so each chunk
-        // is one copy from the socket (no `fill_buf` + copy) and there are
-        // 8x fewer chunks (writer calls, storage notifications) downstream.
+        // is one copy from the socket (no `fill_buf` + copy), and chunks are
+        // as large as the socket has ready, so there are far fewer of them
+        // (writer calls, storage notifications, reader wake-ups) downstream.
         let state = (body, url, 0u64, BytesMut::new());
         let stream = futures::stream::try_unfold(
             state,
