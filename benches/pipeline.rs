@@ -10,13 +10,17 @@
 //! - ours: a `Downloader` + one streaming `FetchCmd` writing into storage
 //!   (memory, temp file), read through `Stream` with `Read` into a 64 KiB
 //!   buffer: MB/s, ratio ours/raw, time to the first 64 KiB;
+//! - the downloader alone (`PeerHandle::execute`, body drained);
+//! - the same cases on a server throttled to `KITHARA_BENCH_RATE_MBPS`;
+//! - client CPU seconds per GB (all threads, and the reader thread);
 //! - N concurrent downloads on one downloader (raw and ours): total MB/s,
-//!   peak threads, peak RSS;
-//! - peak RSS of streaming a large body with file storage.
+//!   peak threads, peak RSS (each in a fresh child process);
+//! - peak RSS of streaming a large body with file storage (child process).
 //!
-//! Sizes scale with `KITHARA_BENCH_SCALE` (default 1: 256 MiB, 64 × 16 MiB,
-//! 1 GiB); `KITHARA_BENCH_RUNS` (default 5) repeats the sequential cases
-//! (medians are reported). `KITHARA_BENCH_BACKENDS=reqwest,surf` filters.
+//! Sizes scale with `KITHARA_BENCH_SCALE` (default 1: 256 MiB, 32 MiB
+//! throttled, 64 × 16 MiB, 1 GiB); `KITHARA_BENCH_RUNS` (default 5) repeats
+//! the sequential cases (medians are reported).
+//! `KITHARA_BENCH_BACKENDS=reqwest,surf` filters. All knobs: `BENCHMARKS.md`.
 //!
 //! A plain `main` (no criterion): the point is ratios measured in the same
 //! run, process RSS and thread counts, which criterion does not report.
