@@ -1,7 +1,7 @@
 //! [`HttpClient`] on surf (async-h1 client, rustls).
 
-use bytes::Bytes;
-use futures::AsyncBufReadExt;
+use bytes::BytesMut;
+use futures::AsyncReadExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use url::Url;
 
@@ -62,6 +62,13 @@ impl From<::surf::Client> for SurfClient {
         Self { client }
     }
 }
+
+/// The largest body chunk the adapter reads at once.
+const READ_CHUNK: usize = 256 * 1024;
+/// Chunks are cut from zeroed blocks of this size (one allocation per
+/// block, freed when its last chunk is dropped; fresh zeroed memory is only
+/// faulted in where a read lands).
+const READ_BLOCK: usize = 4 * READ_CHUNK;
 
 /// Connection failures arrive as an `io::Error` inside surf's error.
 fn map_err(url: &Url, err: &::surf::Error, default: TransportKind) -> NetError {
@@ -124,32 +131,39 @@ impl HttpClient for SurfClient {
         }
         let expected = crate::net::header_u64(&headers, http::header::CONTENT_LENGTH);
         let body = response.take_body().into_reader();
-        let state = (body, url, 0u64);
-        let stream =
-            futures::stream::try_unfold(state, move |(mut body, url, mut got)| async move {
-                let chunk = {
-                    let buf = body
-                        .fill_buf()
-                        .await
-                        .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
-                    if buf.is_empty() {
-                        if let Some(expected) = expected.filter(|&e| got < e) {
-                            return Err(NetError::Transport {
-                                kind: TransportKind::Body,
-                                url,
-                                message: format!(
-                                    "connection closed after {got} of {expected} body bytes"
-                                ),
-                            });
-                        }
-                        return Ok(None);
+        // Read straight into chunk buffers of up to `READ_CHUNK` bytes:
+        // async-h1 hands a large read past its 8 KiB buffer, so each chunk
+        // is one copy from the socket (no `fill_buf` + copy), and chunks are
+        // as large as the socket has ready, so there are far fewer of them
+        // (writer calls, storage notifications, reader wake-ups) downstream.
+        let state = (body, url, 0u64, BytesMut::new());
+        let stream = futures::stream::try_unfold(
+            state,
+            move |(mut body, url, mut got, mut spare)| async move {
+                if spare.len() < READ_CHUNK {
+                    spare = BytesMut::zeroed(READ_BLOCK);
+                }
+                let n = body
+                    .read(&mut spare[..READ_CHUNK])
+                    .await
+                    .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
+                if n == 0 {
+                    if let Some(expected) = expected.filter(|&e| got < e) {
+                        return Err(NetError::Transport {
+                            kind: TransportKind::Body,
+                            url,
+                            message: format!(
+                                "connection closed after {got} of {expected} body bytes"
+                            ),
+                        });
                     }
-                    Bytes::copy_from_slice(buf)
-                };
-                body.consume_unpin(chunk.len());
-                got += chunk.len() as u64;
-                Ok(Some((chunk, (body, url, got))))
-            });
+                    return Ok(None);
+                }
+                let chunk = spare.split_to(n).freeze();
+                got += n as u64;
+                Ok(Some((chunk, (body, url, got, spare))))
+            },
+        );
         Ok(HttpResponse::new(status, headers, Box::pin(stream)))
     }
 }
