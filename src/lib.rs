@@ -26,6 +26,22 @@ pub mod cancel;
 pub mod media;
 pub mod net;
 pub mod rt;
+pub mod storage;
+
+// The sync side: private modules, public names re-exported here.
+mod error;
+mod source;
+mod stream;
+mod timeline;
+
+pub use error::{SourceError, StreamError, StreamResult};
+pub use source::{NotReadyCause, PendingReason, ReadOutcome, Source, SourcePhase, StorageSource};
+pub use storage::{StorageResource, WaitOutcome};
+pub use stream::{
+    MAX_WAIT_SPINS, SEEK_WAIT_TIMEOUT, Stream, StreamPending, StreamReadError, StreamReadOutcome,
+    StreamSeekPastEof, StreamType, WAIT_RANGE_TIMEOUT,
+};
+pub use timeline::Timeline;
 
 pub use media::{
     AudioCodec, CodecMagicError, ContainerFormat, MediaInfo, audio_codec_supports_fmp4_packaging,

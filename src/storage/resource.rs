@@ -1,0 +1,673 @@
+//! [`StorageResource`]: the shared, range-tracked byte store.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use event_listener::{Event, EventListener, Listener};
+
+use super::file::{self, FileData};
+use super::memory::Pages;
+use super::{RangeSet, ResourceStatus, StorageError, StorageResult, WaitOutcome};
+use crate::cancel::{CancelHook, CancelToken, lock};
+
+/// Suffix of the sidecar file that records the valid ranges of a partially
+/// written file-backed resource (`song.mp3` → `song.mp3.ranges`). A data
+/// file without a sidecar is complete.
+pub const SIDECAR_SUFFIX: &str = ".ranges";
+
+/// A resource's bytes plus the ranges of them that were actually written.
+///
+/// Cloning is cheap (an `Arc` bump) and yields a handle to the **same**
+/// resource: the writer keeps one clone, the reader another.
+///
+/// # Backends
+/// - [`memory`](Self::memory) / [`from_bytes`](Self::from_bytes): 64 KiB pages
+///   allocated only where bytes are written (growth is driven by writes,
+///   never by an announced length).
+/// - [`open_file`](Self::open_file): a real file with positional I/O. A
+///   complete file from an earlier run opens committed (a cache); a partial
+///   one keeps its recorded ranges (resume). See [`SIDECAR_SUFFIX`].
+/// - [`temp_file`](Self::temp_file): an anonymous file in the temp dir,
+///   deleted when the last handle drops.
+///
+/// # Waiting
+/// Every state change ([`write_at`](Self::write_at), [`commit`](Self::commit),
+/// [`fail`](Self::fail), [`reactivate`](Self::reactivate),
+/// [`set_len_hint`](Self::set_len_hint),
+/// [`notify_waiters`](Self::notify_waiters)) and the resource's cancel token
+/// notify one event. [`wait_range`](Self::wait_range) blocks on it with a
+/// deadline, [`wait_range_async`](Self::wait_range_async) awaits it.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use kithara_stream::cancel::CancelToken;
+/// use kithara_stream::storage::{StorageResource, WaitOutcome};
+///
+/// let res = StorageResource::memory(CancelToken::new());
+/// let writer = res.clone();
+/// let t = std::thread::spawn(move || {
+///     writer.write_at(0, b"hello").unwrap();
+///     writer.commit(None).unwrap();
+/// });
+/// let deadline = Instant::now() + Duration::from_secs(5);
+/// assert_eq!(res.wait_range(0..5, Some(deadline)).unwrap(), WaitOutcome::Ready);
+/// let mut buf = [0u8; 8];
+/// assert_eq!(res.read_at(0, &mut buf).unwrap(), 5);
+/// t.join().unwrap();
+/// assert_eq!(res.wait_range(5..6, Some(deadline)).unwrap(), WaitOutcome::Eof);
+/// ```
+#[derive(Clone)]
+pub struct StorageResource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    data: RwLock<Data>,
+    /// Shared with the cancel hook, which must not keep `Inner` alive.
+    event: Arc<Event>,
+    cancel: CancelToken,
+    path: Option<PathBuf>,
+    /// Serialises sidecar rewrites so the last snapshot taken is the last written.
+    persist: Mutex<()>,
+    /// File backends write under the shared data lock (positional I/O is
+    /// thread-safe); memory writes need it exclusively.
+    is_file: bool,
+    _hook: CancelHook,
+}
+
+enum Data {
+    Memory(Pages),
+    File(FileData),
+}
+
+#[derive(Default)]
+struct State {
+    available: RangeSet,
+    /// `Some(final_len)` once committed.
+    committed: Option<u64>,
+    failed: Option<String>,
+    len_hint: Option<u64>,
+}
+
+fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_data(l: &RwLock<Data>) -> RwLockWriteGuard<'_, Data> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl fmt::Debug for StorageResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.inner.state);
+        f.debug_struct("StorageResource")
+            .field("path", &self.inner.path)
+            .field("available", &st.available)
+            .field("committed", &st.committed)
+            .field("failed", &st.failed)
+            .field("cancelled", &self.inner.cancel.is_cancelled())
+            .finish()
+    }
+}
+
+impl StorageResource {
+    fn build(cancel: CancelToken, data: Data, path: Option<PathBuf>, state: State) -> Self {
+        let event = Arc::new(Event::new());
+        let ev = event.clone();
+        let hook = cancel.on_cancel(move || {
+            ev.notify(usize::MAX);
+        });
+        let is_file = matches!(data, Data::File(_));
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                data: RwLock::new(data),
+                event,
+                cancel,
+                path,
+                persist: Mutex::new(()),
+                is_file,
+                _hook: hook,
+            }),
+        }
+    }
+
+    /// An empty, active, memory-backed resource. Never blocks.
+    pub fn memory(cancel: CancelToken) -> Self {
+        Self::build(
+            cancel,
+            Data::Memory(Pages::default()),
+            None,
+            State::default(),
+        )
+    }
+
+    /// A memory-backed resource holding `data`, already committed with
+    /// `final_len = data.len()`.
+    pub fn from_bytes(data: &[u8], cancel: CancelToken) -> Self {
+        let mut pages = Pages::default();
+        pages.write(0, data);
+        let len = data.len() as u64;
+        let mut state = State {
+            committed: Some(len),
+            ..State::default()
+        };
+        state.available.insert(0..len);
+        Self::build(cancel, Data::Memory(pages), None, state)
+    }
+
+    /// Opens (or creates) a file-backed resource at `path`. Blocking file I/O.
+    ///
+    /// - No sidecar and a non-empty file: a complete file from an earlier run
+    ///   (or any existing file): the resource starts **committed** with the
+    ///   file's length and all of it readable.
+    /// - A sidecar (`<path>.ranges`): a partial download; the recorded ranges
+    ///   (clipped to the file's length) are readable and the recorded state
+    ///   (active, or committed with gaps) is restored.
+    /// - Otherwise (missing or empty file): a fresh, active resource; an
+    ///   empty sidecar is written at once so a crash never makes the file
+    ///   look complete.
+    ///
+    /// One resource per path at a time: two live resources on the same path
+    /// would overwrite each other's sidecar.
+    pub fn open_file(path: impl AsRef<Path>, cancel: CancelToken) -> StorageResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let f = file::open_rw(&path)?;
+        let file_len = f.metadata()?.len();
+        let data = FileData::new(f, path.clone(), true, false);
+        let mut state = State::default();
+        match file::load_sidecar(&path)? {
+            Some(sc) => {
+                state.available = sc.ranges;
+                state.available.truncate(file_len);
+                state.committed = sc.committed;
+                if let Some(l) = state.committed {
+                    state.available.truncate(l);
+                }
+            }
+            None if file_len > 0 => {
+                state.available.insert(0..file_len);
+                state.committed = Some(file_len);
+            }
+            None => data.save_sidecar(None, &state.available)?,
+        }
+        Ok(Self::build(cancel, Data::File(data), Some(path), state))
+    }
+
+    /// A fresh, active resource backed by a new file in
+    /// [`std::env::temp_dir`], deleted when the last handle drops. No sidecar.
+    pub fn temp_file(cancel: CancelToken) -> StorageResult<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last_err = None;
+        for _ in 0..16 {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(
+                "kithara-stream-{}-{nanos}-{n}.tmp",
+                std::process::id()
+            ));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => {
+                    let data = FileData::new(f, path.clone(), false, true);
+                    return Ok(Self::build(
+                        cancel,
+                        Data::File(data),
+                        Some(path),
+                        State::default(),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| io::Error::other("no free temp file name"))
+            .into())
+    }
+
+    /// The backing file, if file-backed.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The resource's cancel token. Cancelling it makes every operation
+    /// return [`StorageError::Cancelled`] and wakes every waiter at once.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.inner.cancel
+    }
+
+    fn health(&self, st: &State) -> StorageResult<()> {
+        if let Some(r) = &st.failed {
+            return Err(StorageError::Failed(r.clone()));
+        }
+        if self.inner.cancel.is_cancelled() {
+            return Err(StorageError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn notify(&self) {
+        self.inner.event.notify(usize::MAX);
+    }
+
+    /// Writes `data` at `offset` and marks that range present, then wakes
+    /// waiters. May block briefly on file I/O; never waits for readers.
+    ///
+    /// Errors: [`Cancelled`](StorageError::Cancelled),
+    /// [`Failed`](StorageError::Failed),
+    /// [`WriteAfterCommit`](StorageError::WriteAfterCommit),
+    /// [`InvalidRange`](StorageError::InvalidRange) if `offset + len`
+    /// overflows, [`Io`](StorageError::Io). An empty write is a no-op.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> StorageResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(StorageError::InvalidRange {
+                start: offset,
+                end: u64::MAX,
+            })?;
+        {
+            let st = lock(&self.inner.state);
+            self.health(&st)?;
+            if st.committed.is_some() {
+                return Err(StorageError::WriteAfterCommit);
+            }
+        }
+        if self.inner.is_file {
+            if let Data::File(f) = &*read_data(&self.inner.data) {
+                f.write_all_at(offset, data)?;
+            }
+        } else if let Data::Memory(pages) = &mut *write_data(&self.inner.data) {
+            pages.write(offset, data);
+        }
+        {
+            let mut st = lock(&self.inner.state);
+            st.available.insert(offset..end);
+            if let Some(l) = st.committed {
+                // A commit raced this write; the committed length wins.
+                st.available.truncate(l);
+            }
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// Copies present bytes starting at `offset` into `buf` and returns how
+    /// many: the length of the contiguous written run at `offset`, capped by
+    /// `buf.len()` and the committed length. `Ok(0)` means no byte is present
+    /// at `offset` (a gap, or past the end); unwritten bytes are **never**
+    /// returned as zeros. Does not block on writers; call
+    /// [`wait_range`](Self::wait_range) first to wait for data.
+    ///
+    /// Errors: [`Cancelled`](StorageError::Cancelled),
+    /// [`Failed`](StorageError::Failed), [`Io`](StorageError::Io).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> StorageResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = {
+            let st = lock(&self.inner.state);
+            self.health(&st)?;
+            let mut end = st.available.covered_from(offset);
+            if let Some(l) = st.committed {
+                end = end.min(l);
+            }
+            usize::try_from(end.saturating_sub(offset))
+                .unwrap_or(usize::MAX)
+                .min(buf.len())
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        match &*read_data(&self.inner.data) {
+            Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
+            Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
+        }
+        Ok(n)
+    }
+
+    /// Marks the resource complete and wakes waiters. `final_len = None`
+    /// means "the end of the highest byte written". Bytes at or past the
+    /// final length are dropped from the present set. Later writes fail with
+    /// [`WriteAfterCommit`](StorageError::WriteAfterCommit) until
+    /// [`reactivate`](Self::reactivate).
+    ///
+    /// A file-backed resource is synced and truncated/extended to the final
+    /// length; if no gap remains its sidecar is removed (the file is now a
+    /// complete cache entry), otherwise the sidecar records the gaps.
+    /// Blocking file I/O.
+    pub fn commit(&self, final_len: Option<u64>) -> StorageResult<()> {
+        let _p = lock(&self.inner.persist);
+        let (len, ranges) = {
+            let mut st = lock(&self.inner.state);
+            self.health(&st)?;
+            let len = final_len.unwrap_or_else(|| st.available.end());
+            st.available.truncate(len);
+            st.committed = Some(len);
+            (len, st.available.clone())
+        };
+        let res = match &*write_data(&self.inner.data) {
+            Data::Memory(_) => Ok(()),
+            Data::File(f) => f.set_len(len).and_then(|()| {
+                if ranges.contains(0..len) {
+                    f.remove_sidecar()
+                } else {
+                    f.save_sidecar(Some(len), &ranges)
+                }
+            }),
+        };
+        self.notify();
+        res.map_err(Into::into)
+    }
+
+    /// Marks the resource failed (the last reason wins, even after a commit)
+    /// and wakes every waiter, which then returns
+    /// [`Failed`](StorageError::Failed). A file-backed resource records its
+    /// ranges so a later open can resume. Never fails.
+    pub fn fail(&self, reason: impl Into<String>) {
+        lock(&self.inner.state).failed = Some(reason.into());
+        let _ = self.persist();
+        self.notify();
+    }
+
+    /// Re-opens a committed resource for writing (e.g. to fill gaps or
+    /// append): status becomes active, the length unknown, present bytes are
+    /// kept. A no-op on an active resource.
+    ///
+    /// Errors: [`Cancelled`](StorageError::Cancelled),
+    /// [`Failed`](StorageError::Failed), [`Io`](StorageError::Io) (sidecar).
+    pub fn reactivate(&self) -> StorageResult<()> {
+        {
+            let mut st = lock(&self.inner.state);
+            self.health(&st)?;
+            if st.committed.is_none() {
+                return Ok(());
+            }
+            st.committed = None;
+        }
+        let res = self.persist();
+        self.notify();
+        res
+    }
+
+    /// Records the present ranges of a file-backed resource in its sidecar
+    /// (after syncing the data), so a later [`open_file`](Self::open_file)
+    /// can resume. Also done on `fail`, `reactivate`, `commit` and when the
+    /// last handle drops. A no-op for memory and temp-file resources.
+    /// Blocking file I/O.
+    pub fn flush(&self) -> StorageResult<()> {
+        self.persist()
+    }
+
+    fn persist(&self) -> StorageResult<()> {
+        self.inner.persist()
+    }
+
+    /// The final length, once committed; `None` while active.
+    pub fn len(&self) -> Option<u64> {
+        lock(&self.inner.state).committed
+    }
+
+    /// Whether the resource is committed with length 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// A length announced by the producer (e.g. `Content-Length`) before
+    /// commit. Purely informational: storage never grows by it and never
+    /// derives `Eof` from it.
+    pub fn len_hint(&self) -> Option<u64> {
+        let st = lock(&self.inner.state);
+        st.committed.or(st.len_hint)
+    }
+
+    /// Records (or clears) the announced length and wakes waiters, so a
+    /// reader waiting for the length (e.g. `SeekFrom::End`) re-checks.
+    pub fn set_len_hint(&self, len: Option<u64>) {
+        lock(&self.inner.state).len_hint = len;
+        self.notify();
+    }
+
+    /// A snapshot of the lifecycle state (`Failed > Committed > Cancelled >
+    /// Active`).
+    pub fn status(&self) -> ResourceStatus {
+        let st = lock(&self.inner.state);
+        if let Some(r) = &st.failed {
+            ResourceStatus::Failed(r.clone())
+        } else if let Some(final_len) = st.committed {
+            ResourceStatus::Committed { final_len }
+        } else if self.inner.cancel.is_cancelled() {
+            ResourceStatus::Cancelled
+        } else {
+            ResourceStatus::Active
+        }
+    }
+
+    /// Whether every byte of `range` is present (an empty range always is).
+    pub fn contains_range(&self, range: Range<u64>) -> bool {
+        lock(&self.inner.state).available.contains(range)
+    }
+
+    /// The first missing range within `from..limit` (clipped to the committed
+    /// length, if any), or `None` if there is none.
+    pub fn next_gap(&self, from: u64, limit: u64) -> Option<Range<u64>> {
+        let st = lock(&self.inner.state);
+        let limit = st.committed.map_or(limit, |l| limit.min(l));
+        st.available.next_gap(from, limit)
+    }
+
+    /// A snapshot of the present ranges.
+    pub fn available(&self) -> RangeSet {
+        lock(&self.inner.state).available.clone()
+    }
+
+    /// The non-blocking check behind [`wait_range`](Self::wait_range):
+    /// `Ok(Some(outcome))` if a wait would return now, `Ok(None)` if it
+    /// would block.
+    ///
+    /// In order: `start > end` → `InvalidRange`; an empty range → `Ready`;
+    /// failed → `Failed`; cancelled → `Cancelled`; all present → `Ready`;
+    /// committed and `start >= final_len` → `Eof`; committed and the part
+    /// below `final_len` present → `Ready`; committed with a gap there →
+    /// [`Missing`](StorageError::Missing); otherwise pending.
+    pub fn check_range(&self, range: Range<u64>) -> StorageResult<Option<WaitOutcome>> {
+        if range.start > range.end {
+            return Err(StorageError::InvalidRange {
+                start: range.start,
+                end: range.end,
+            });
+        }
+        if range.start == range.end {
+            return Ok(Some(WaitOutcome::Ready));
+        }
+        let st = lock(&self.inner.state);
+        self.health(&st)?;
+        if st.available.contains(range.clone()) {
+            return Ok(Some(WaitOutcome::Ready));
+        }
+        if let Some(len) = st.committed {
+            if range.start >= len {
+                return Ok(Some(WaitOutcome::Eof));
+            }
+            let end = range.end.min(len);
+            return match st.available.next_gap(range.start, end) {
+                None => Ok(Some(WaitOutcome::Ready)),
+                Some(g) => Err(StorageError::Missing {
+                    start: g.start,
+                    end: g.end,
+                }),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Blocks until `range` is present (`Ready`), the resource is committed
+    /// and ends at or before `range.start` (`Eof`), or an error; see
+    /// [`check_range`](Self::check_range) for the exact rules. `deadline =
+    /// None` waits indefinitely; a passed deadline gives
+    /// [`DeadlineExceeded`](StorageError::DeadlineExceeded).
+    ///
+    /// Never polls: listen → re-check → wait on the resource's event, which
+    /// writes, commit, fail, reactivate and the cancel token all notify. A
+    /// cancel or fail wakes a blocked waiter at once.
+    pub fn wait_range(
+        &self,
+        range: Range<u64>,
+        deadline: Option<Instant>,
+    ) -> StorageResult<WaitOutcome> {
+        self.wait_until(deadline, || self.check_range(range.clone()).transpose())
+            .unwrap_or(Err(StorageError::DeadlineExceeded))
+    }
+
+    /// [`wait_range`](Self::wait_range) with a relative timeout (`None`: no
+    /// deadline; a timeout too large to represent also means none).
+    pub fn wait_range_timeout(
+        &self,
+        range: Range<u64>,
+        timeout: Option<Duration>,
+    ) -> StorageResult<WaitOutcome> {
+        self.wait_range(range, timeout.and_then(|t| Instant::now().checked_add(t)))
+    }
+
+    /// Blocks until `check` returns `Some` or `deadline` passes (then `None`,
+    /// after one last check). `check` runs again after every notification of
+    /// this resource's event, so it should read state that a notifying call
+    /// changes (storage state, or anything whose writer calls
+    /// [`notify_waiters`](Self::notify_waiters)). This is how sources layer
+    /// their own conditions (a flushing timeline, a known length) on the same
+    /// event.
+    pub fn wait_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        loop {
+            if let Some(t) = check() {
+                return Some(t);
+            }
+            let listener = self.inner.event.listen();
+            if let Some(t) = check() {
+                return Some(t);
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() {
+                        return check();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The async form of [`wait_range`](Self::wait_range), without a
+    /// deadline (race it with your executor's timer if you need one). The
+    /// future owns a handle, is `Send + 'static`, works on any executor and
+    /// is cancel-safe.
+    pub fn wait_range_async(
+        &self,
+        range: Range<u64>,
+    ) -> impl Future<Output = StorageResult<WaitOutcome>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            loop {
+                if let Some(r) = this.check_range(range.clone()).transpose() {
+                    return r;
+                }
+                let changed = this.changed();
+                if let Some(r) = this.check_range(range.clone()).transpose() {
+                    return r;
+                }
+                changed.await;
+            }
+        }
+    }
+
+    /// A future that completes at the next notification of this resource's
+    /// event. Create it, re-check your condition, then await it (the
+    /// listen → re-check → wait idiom): a notification between the check and
+    /// the await is not lost. `'static`, `Send`, cancel-safe.
+    pub fn changed(&self) -> Changed {
+        Changed {
+            listener: self.inner.event.listen(),
+        }
+    }
+
+    /// Wakes every blocked waiter so it re-checks its condition. Lock-free;
+    /// used by sources after a seek (`Source::notify_waiting`).
+    pub fn notify_waiters(&self) {
+        self.notify();
+    }
+}
+
+impl Inner {
+    fn persist(&self) -> StorageResult<()> {
+        if !self.is_file {
+            return Ok(());
+        }
+        // Lock order everywhere: persist, then data, then state.
+        let _p = lock(&self.persist);
+        let data = read_data(&self.data);
+        let Data::File(f) = &*data else {
+            return Ok(());
+        };
+        if !f.persistent {
+            return Ok(());
+        }
+        let (committed, ranges) = {
+            let st = lock(&self.state);
+            (st.committed, st.available.clone())
+        };
+        match committed {
+            Some(len) if ranges.contains(0..len) => f.remove_sidecar()?,
+            _ => f.save_sidecar(committed, &ranges)?,
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.persist();
+    }
+}
+
+/// Future returned by [`StorageResource::changed`]: completes at the next
+/// notification of the resource's event.
+pub struct Changed {
+    listener: EventListener,
+}
+
+impl fmt::Debug for Changed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Changed").finish_non_exhaustive()
+    }
+}
+
+impl Future for Changed {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.listener).poll(cx)
+    }
+}

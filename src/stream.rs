@@ -1,0 +1,628 @@
+//! [`Stream`]: a [`Source`] read through the crate's read policy, as
+//! `std::io::Read + Seek` and `futures::io::AsyncRead + AsyncSeek`.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::io::{AsyncRead, AsyncSeek};
+
+use crate::error::{SourceError, StreamError};
+use crate::source::{
+    NotReadyCause, PendingReason, ReadOutcome, Source, SourcePhase, StorageSource,
+};
+use crate::storage::{StorageError, WaitOutcome};
+use crate::timeline::Timeline;
+
+/// How long one `wait_range` of [`Stream::try_read`] may block.
+pub const WAIT_RANGE_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// How many non-progressing waits one [`Stream::try_read`] makes before it
+/// reports `Pending(NotReady(..))` (≈ 500 ms in total).
+pub const MAX_WAIT_SPINS: u32 = 50;
+
+/// How long a seek primes the new position (`wait_range` at the target)
+/// before returning.
+pub const SEEK_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A kind of stream: how to build its [`Source`] from a config.
+///
+/// `create` is an async constructor; it may start background work through
+/// the config's own executor handle (the trait names no runtime).
+pub trait StreamType: Send + 'static {
+    /// What `create` needs.
+    type Config: Send;
+    /// The source it builds.
+    type Source: Source;
+
+    /// Builds the source.
+    fn create(
+        config: Self::Config,
+    ) -> impl Future<Output = Result<Self::Source, SourceError>> + Send;
+}
+
+/// A [`StorageSource`] is its own stream type: `Stream::<StorageSource>`
+/// reads any storage resource (the config is the source itself).
+impl StreamType for StorageSource {
+    type Config = StorageSource;
+    type Source = StorageSource;
+
+    fn create(
+        config: StorageSource,
+    ) -> impl Future<Output = Result<StorageSource, SourceError>> + Send {
+        std::future::ready(Ok(config))
+    }
+}
+
+/// The outcome of [`Stream::try_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamReadOutcome {
+    /// `count` bytes were read; the cursor is now `byte_position`.
+    Bytes {
+        /// Bytes copied.
+        count: NonZeroUsize,
+        /// The cursor after the read.
+        byte_position: u64,
+    },
+    /// Nothing read, for this reason.
+    Pending(PendingReason),
+    /// The true end of the resource is at `byte_position`.
+    Eof {
+        /// Where the end is.
+        byte_position: u64,
+    },
+}
+
+/// A terminal read error, with the typed source error inside.
+///
+/// As the payload of an `io::Error` from `Read`, reach it with
+/// `err.get_ref().and_then(|e| e.downcast_ref::<StreamReadError>())`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamReadError {
+    /// The source failed.
+    #[error("source error: {0}")]
+    Source(#[source] SourceError),
+}
+
+impl StreamReadError {
+    /// The source error inside.
+    pub fn source_error(&self) -> &SourceError {
+        match self {
+            Self::Source(e) => e,
+        }
+    }
+
+    fn kind(&self) -> io::ErrorKind {
+        match self.source_error() {
+            SourceError::Io(e) | SourceError::Storage(StorageError::Io(e)) => e.kind(),
+            SourceError::Timeout(_) | SourceError::WaitBudgetExceeded => io::ErrorKind::TimedOut,
+            SourceError::Storage(StorageError::InvalidRange { .. }) => io::ErrorKind::InvalidInput,
+            SourceError::Unsupported(_) => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::Other,
+        }
+    }
+}
+
+impl From<StreamError> for StreamReadError {
+    fn from(e: StreamError) -> Self {
+        Self::Source(e.into_source_error())
+    }
+}
+
+impl From<StreamReadError> for io::Error {
+    /// Keeps the typed error as the payload; the kind follows the cause
+    /// (`Io` keeps its kind, timeouts are `TimedOut`, else `Other`).
+    fn from(e: StreamReadError) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+/// A snapshot of why a read is pending; the payload of `WouldBlock` /
+/// `TimedOut` errors from the stream's `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPending {
+    /// Why.
+    pub reason: PendingReason,
+    /// The cursor.
+    pub pos: u64,
+    /// How many bytes the read wanted.
+    pub want: usize,
+    /// The length, if known.
+    pub len: Option<u64>,
+    /// The source's phase for the wanted range.
+    pub phase: SourcePhase,
+    /// The timeline's seek epoch.
+    pub epoch: u64,
+    /// Whether the timeline is flushing.
+    pub flushing: bool,
+}
+
+impl fmt::Display for StreamPending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: pos={} want={} len={:?} phase={:?} epoch={} flushing={}",
+            self.reason, self.pos, self.want, self.len, self.phase, self.epoch, self.flushing
+        )
+    }
+}
+
+impl std::error::Error for StreamPending {}
+
+/// The payload of the `InvalidInput` error of a seek past a known end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("seek past EOF: new_pos={new_pos} len={len} current_pos={current_pos}")]
+pub struct StreamSeekPastEof {
+    /// The cursor before the seek (unchanged).
+    pub current_pos: u64,
+    /// The known length.
+    pub len: u64,
+    /// The rejected target.
+    pub new_pos: u64,
+}
+
+/// A readable, seekable byte stream over a [`Source`] that may still be
+/// downloading.
+///
+/// - [`try_read`](Self::try_read): the real-time path, bounded to
+///   [`MAX_WAIT_SPINS`] × [`WAIT_RANGE_TIMEOUT`].
+/// - `Read`: blocking; re-enters the policy until bytes, the true end
+///   (`Ok(0)` only there), a terminal error, cancellation, or the optional
+///   [read timeout](Self::set_read_timeout) (`TimedOut`). A pending seek is
+///   `ErrorKind::Interrupted` (std's `read_exact` retries it).
+/// - `Seek`: to `len` is allowed, past it `InvalidInput` carrying
+///   [`StreamSeekPastEof`]; `SeekFrom::End` with an unknown length waits for
+///   the length.
+/// - `AsyncRead + AsyncSeek` (when the source is `Unpin`): the same rules on
+///   the source's async wait hook; never blocks an executor thread.
+///
+/// ```
+/// use std::io::{Read, Seek, SeekFrom};
+/// use kithara_stream::{Stream, StorageSource};
+/// use kithara_stream::cancel::CancelToken;
+/// use kithara_stream::storage::StorageResource;
+///
+/// let res = StorageResource::memory(CancelToken::new());
+/// let writer = res.clone();
+/// std::thread::spawn(move || {
+///     writer.write_at(0, b"hello, world").unwrap();
+///     writer.commit(None).unwrap();
+/// });
+/// let mut stream = Stream::<StorageSource>::from_source(StorageSource::new(res));
+/// let mut s = String::new();
+/// stream.read_to_string(&mut s).unwrap();
+/// assert_eq!(s, "hello, world");
+/// assert_eq!(stream.seek(SeekFrom::End(-5)).unwrap(), 7);
+/// ```
+pub struct Stream<T: StreamType> {
+    source: T::Source,
+    read_timeout: Option<Duration>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: StreamType> fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("position", &self.source.position())
+            .field("len", &self.source.len())
+            .field("read_timeout", &self.read_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, PendingReason::SeekPending)
+}
+
+impl<T: StreamType> Stream<T> {
+    /// Builds the source with `T::create(config)`. Does not yield to any
+    /// runtime; errors are the source's.
+    pub async fn new(config: T::Config) -> Result<Self, SourceError> {
+        Ok(Self::from_source(T::create(config).await?))
+    }
+
+    /// Wraps an already built source.
+    pub fn from_source(source: T::Source) -> Self {
+        Self {
+            source,
+            read_timeout: None,
+            _type: PhantomData,
+        }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &T::Source {
+        &self.source
+    }
+
+    /// The source, mutably.
+    pub fn source_mut(&mut self) -> &mut T::Source {
+        &mut self.source
+    }
+
+    /// Unwraps the source.
+    pub fn into_source(self) -> T::Source {
+        self.source
+    }
+
+    /// Sets how long one blocking `Read::read` may wait without progress
+    /// before failing with `ErrorKind::TimedOut` (payload [`StreamPending`]).
+    /// `None` (the default): wait until data, the end, an error or cancel.
+    /// Does not apply to `AsyncRead` (use your executor's timeout there).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
+    /// The read timeout; see [`set_read_timeout`](Self::set_read_timeout).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    /// The shared timeline.
+    pub fn timeline(&self) -> Timeline {
+        self.source.timeline()
+    }
+
+    /// The byte cursor.
+    pub fn position(&self) -> u64 {
+        self.source.position()
+    }
+
+    /// Moves the cursor without any check or wait.
+    pub fn set_position(&self, pos: u64) {
+        self.source.set_position(pos);
+    }
+
+    /// The length, if known.
+    pub fn len(&self) -> Option<u64> {
+        self.source.len()
+    }
+
+    /// `Some(len == 0)`, or `None` while the length is unknown.
+    pub fn is_empty(&self) -> Option<bool> {
+        self.source.len().map(|l| l == 0)
+    }
+
+    /// The source's phase at the cursor.
+    pub fn phase(&self) -> SourcePhase {
+        self.source.phase()
+    }
+
+    /// The source's phase for `range`.
+    pub fn phase_at(&self, range: std::ops::Range<u64>) -> SourcePhase {
+        self.source.phase_at(range)
+    }
+
+    /// See [`Source::set_seek_epoch`].
+    pub fn set_seek_epoch(&mut self, epoch: u64) {
+        self.source.set_seek_epoch(epoch);
+    }
+
+    /// See [`Source::notify_waiting`].
+    pub fn notify_waiting(&self) {
+        self.source.notify_waiting();
+    }
+
+    /// See [`Source::make_notify_fn`].
+    pub fn make_notify_fn(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        self.source.make_notify_fn()
+    }
+
+    /// One bounded read attempt (the real-time path). Blocks at most about
+    /// [`MAX_WAIT_SPINS`] × [`WAIT_RANGE_TIMEOUT`] without progress.
+    ///
+    /// An empty `buf` gives `Eof { byte_position: position() }` at once.
+    /// Otherwise it waits for `pos..pos + buf.len()` in 10 ms slices; a
+    /// flush or an epoch change gives `Pending(SeekPending)` (bytes read
+    /// under a stale epoch are discarded, the cursor does not move);
+    /// 50 slices without readiness give `Pending(NotReady(WaitBudgetExhausted))`.
+    /// On success the cursor advances and the timeline's segment position
+    /// records where the read started.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<StreamReadOutcome, StreamReadError> {
+        self.try_read_until(buf, None)
+    }
+
+    /// [`try_read`](Self::try_read) that also stops spinning once `deadline`
+    /// passes.
+    fn try_read_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<StreamReadOutcome, StreamReadError> {
+        if buf.is_empty() {
+            return Ok(StreamReadOutcome::Eof {
+                byte_position: self.source.position(),
+            });
+        }
+        let mut spins: u32 = 0;
+        loop {
+            let tl = self.source.timeline();
+            let read_epoch = tl.seek_epoch();
+            let pos = self.source.position();
+            let range = pos..pos.saturating_add(buf.len() as u64);
+            match self.source.wait_range(range, Some(WAIT_RANGE_TIMEOUT)) {
+                Err(StreamError::Source(SourceError::WaitBudgetExceeded)) => {
+                    if tl.is_flushing() || tl.seek_epoch() != read_epoch {
+                        return Ok(StreamReadOutcome::Pending(PendingReason::SeekPending));
+                    }
+                    spins += 1;
+                    if spins >= MAX_WAIT_SPINS || passed(deadline) {
+                        return Ok(StreamReadOutcome::Pending(PendingReason::NotReady(
+                            NotReadyCause::WaitBudgetExhausted,
+                        )));
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e.into()),
+                Ok(WaitOutcome::Eof) => return Ok(StreamReadOutcome::Eof { byte_position: pos }),
+                Ok(WaitOutcome::Interrupted) => {
+                    if tl.is_flushing() {
+                        return Ok(StreamReadOutcome::Pending(PendingReason::SeekPending));
+                    }
+                    spins += 1;
+                    if spins >= MAX_WAIT_SPINS || passed(deadline) {
+                        return Ok(StreamReadOutcome::Pending(PendingReason::NotReady(
+                            NotReadyCause::WaitInterrupted,
+                        )));
+                    }
+                    std::thread::yield_now();
+                }
+                Ok(WaitOutcome::Ready) => {
+                    spins = 0;
+                    if tl.seek_epoch() != read_epoch {
+                        return Ok(StreamReadOutcome::Pending(PendingReason::SeekPending));
+                    }
+                    match self.source.read_at(pos, buf)? {
+                        ReadOutcome::Bytes(n) => {
+                            if tl.seek_epoch() != read_epoch {
+                                return Ok(StreamReadOutcome::Pending(PendingReason::SeekPending));
+                            }
+                            tl.set_segment_position(pos);
+                            self.source.advance(n.get() as u64);
+                            return Ok(StreamReadOutcome::Bytes {
+                                count: n,
+                                byte_position: self.source.position(),
+                            });
+                        }
+                        ReadOutcome::Eof => {
+                            return Ok(StreamReadOutcome::Eof { byte_position: pos });
+                        }
+                        ReadOutcome::Pending(PendingReason::Retry) => std::thread::yield_now(),
+                        ReadOutcome::Pending(r) => return Ok(StreamReadOutcome::Pending(r)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn pending(&self, reason: PendingReason, want: usize) -> StreamPending {
+        let pos = self.source.position();
+        let tl = self.source.timeline();
+        StreamPending {
+            reason,
+            pos,
+            want,
+            len: self.source.len(),
+            phase: self.source.phase_at(pos..pos.saturating_add(want as u64)),
+            epoch: tl.seek_epoch(),
+            flushing: tl.is_flushing(),
+        }
+    }
+
+    fn unknown_len_error(&self) -> io::Error {
+        if self.source.timeline().is_flushing() {
+            interrupted()
+        } else {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "seek from end requires known length",
+            )
+        }
+    }
+
+    /// Steps 1–2 of a seek: the absolute target, given the length.
+    fn seek_target(current: u64, pos: SeekFrom, len: Option<u64>) -> io::Result<u64> {
+        let target: i128 = match pos {
+            SeekFrom::Start(p) => i128::from(p),
+            SeekFrom::Current(d) => i128::from(current) + i128::from(d),
+            SeekFrom::End(d) => match len {
+                Some(l) => i128::from(l) + i128::from(d),
+                None => return Err(io::Error::other("length unknown")),
+            },
+        };
+        if target < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "negative seek position",
+            ));
+        }
+        Ok(u64::try_from(target).unwrap_or(u64::MAX))
+    }
+
+    fn past_eof(&self, current_pos: u64, new_pos: u64) -> Option<io::Error> {
+        match self.source.len() {
+            Some(len) if new_pos > len => Some(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                StreamSeekPastEof {
+                    current_pos,
+                    len,
+                    new_pos,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl<T: StreamType> Read for Stream<T> {
+    /// Blocking read; see [`Stream`] for the policy. Never returns `Ok(0)`
+    /// before the true end (or for an empty `buf`).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = self
+            .read_timeout
+            .and_then(|t| Instant::now().checked_add(t));
+        loop {
+            match self.try_read_until(buf, deadline)? {
+                StreamReadOutcome::Bytes { count, .. } => return Ok(count.get()),
+                StreamReadOutcome::Eof { .. } => return Ok(0),
+                StreamReadOutcome::Pending(PendingReason::SeekPending) => {
+                    return Err(interrupted());
+                }
+                StreamReadOutcome::Pending(reason) => {
+                    if passed(deadline) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            self.pending(reason, buf.len()),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T: StreamType> Seek for Stream<T> {
+    /// Seeks per the crate's policy (blocking): `SeekFrom::End` with an
+    /// unknown length waits ([`Source::wait_len`]) for it; a negative target
+    /// or one past a known length is `InvalidInput` (the latter with a
+    /// [`StreamSeekPastEof`] payload) and leaves the cursor where it was;
+    /// otherwise the cursor moves and the new position is primed for up to
+    /// [`SEEK_WAIT_TIMEOUT`]. The timeline is not touched.
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let current = self.source.position();
+        let mut len = self.source.len();
+        if matches!(pos, SeekFrom::End(_)) && len.is_none() {
+            len = self.source.wait_len(None).map_err(StreamReadError::from)?;
+            if len.is_none() {
+                return Err(self.unknown_len_error());
+            }
+        }
+        let new_pos = Self::seek_target(current, pos, len)?;
+        if let Some(e) = self.past_eof(current, new_pos) {
+            return Err(e);
+        }
+        self.source.set_position(new_pos);
+        let _ = self
+            .source
+            .wait_range(new_pos..new_pos.saturating_add(1), Some(SEEK_WAIT_TIMEOUT));
+        if let Some(e) = self.past_eof(current, new_pos) {
+            self.source.set_position(current);
+            return Err(e);
+        }
+        Ok(new_pos)
+    }
+
+    fn stream_position(&mut self) -> io::Result<u64> {
+        Ok(self.source.position())
+    }
+}
+
+impl<T: StreamType> AsyncRead for Stream<T>
+where
+    T::Source: Unpin,
+{
+    /// Non-blocking read: waits through [`Source::poll_wait_range`] (the
+    /// storage event for [`StorageSource`]). Bytes → `Ok(n)`, true end →
+    /// `Ok(0)`, seek pending → `Interrupted`, a source saying "not ready"
+    /// after a ready wait → `WouldBlock` ([`StreamPending`] payload), source
+    /// errors → the mapped `io::Error`. Cancel-safe.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let tl = this.source.timeline();
+            let read_epoch = tl.seek_epoch();
+            let pos = this.source.position();
+            let range = pos..pos.saturating_add(buf.len() as u64);
+            let outcome = match futures::ready!(this.source.poll_wait_range(cx, range)) {
+                Ok(o) => o,
+                Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
+            };
+            match outcome {
+                WaitOutcome::Eof => return Poll::Ready(Ok(0)),
+                WaitOutcome::Interrupted => return Poll::Ready(Err(interrupted())),
+                WaitOutcome::Ready => {}
+            }
+            if tl.seek_epoch() != read_epoch {
+                return Poll::Ready(Err(interrupted()));
+            }
+            let read = match this.source.read_at(pos, buf) {
+                Ok(r) => r,
+                Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
+            };
+            match read {
+                ReadOutcome::Bytes(n) => {
+                    if tl.seek_epoch() != read_epoch {
+                        return Poll::Ready(Err(interrupted()));
+                    }
+                    tl.set_segment_position(pos);
+                    this.source.advance(n.get() as u64);
+                    return Poll::Ready(Ok(n.get()));
+                }
+                ReadOutcome::Eof => return Poll::Ready(Ok(0)),
+                ReadOutcome::Pending(PendingReason::Retry) => {}
+                ReadOutcome::Pending(PendingReason::SeekPending) => {
+                    return Poll::Ready(Err(interrupted()));
+                }
+                ReadOutcome::Pending(r) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        this.pending(r, buf.len()),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl<T: StreamType> AsyncSeek for Stream<T>
+where
+    T::Source: Unpin,
+{
+    /// Non-blocking seek: the same rules as `Seek`, except that there is no
+    /// priming wait; `SeekFrom::End` with an unknown length waits through
+    /// [`Source::poll_wait_len`].
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        pos: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let this = self.get_mut();
+        let current = this.source.position();
+        let mut len = this.source.len();
+        if matches!(pos, SeekFrom::End(_)) && len.is_none() {
+            len = match futures::ready!(this.source.poll_wait_len(cx)) {
+                Ok(l) => l,
+                Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
+            };
+            if len.is_none() {
+                return Poll::Ready(Err(this.unknown_len_error()));
+            }
+        }
+        let new_pos = Self::seek_target(current, pos, len)?;
+        if let Some(e) = this.past_eof(current, new_pos) {
+            return Poll::Ready(Err(e));
+        }
+        this.source.set_position(new_pos);
+        Poll::Ready(Ok(new_pos))
+    }
+}

@@ -1,0 +1,489 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! StorageResource: basics, waits and wakeups, lifecycle, file backend, stress.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kithara_stream::cancel::CancelToken;
+use kithara_stream::storage::{
+    ResourceStatus, SIDECAR_SUFFIX, StorageError, StorageResource, WaitOutcome,
+};
+
+fn soon(ms: u64) -> Option<Instant> {
+    Some(Instant::now() + Duration::from_millis(ms))
+}
+
+fn backends() -> Vec<(&'static str, StorageResource)> {
+    vec![
+        ("memory", StorageResource::memory(CancelToken::new())),
+        (
+            "temp",
+            StorageResource::temp_file(CancelToken::new()).unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn create_write_read() {
+    for (name, r) in backends() {
+        assert_eq!(r.len(), None, "{name}");
+        assert_eq!(r.status(), ResourceStatus::Active);
+        r.write_at(0, b"hello world").unwrap();
+        let mut buf = [0u8; 32];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), 11, "{name}");
+        assert_eq!(&buf[..11], b"hello world");
+        assert_eq!(r.read_at(6, &mut buf[..3]).unwrap(), 3);
+        assert_eq!(&buf[..3], b"wor");
+        assert_eq!(r.read_at(0, &mut []).unwrap(), 0);
+        r.write_at(5, b"").unwrap();
+    }
+}
+
+#[test]
+fn gaps_are_never_read_as_zeros() {
+    for (name, r) in backends() {
+        r.write_at(0, b"abc").unwrap();
+        r.write_at(10, b"xyz").unwrap();
+        let mut buf = [9u8; 16];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), 3, "{name}");
+        assert_eq!(r.read_at(3, &mut buf).unwrap(), 0, "{name}: gap");
+        assert_eq!(r.read_at(10, &mut buf).unwrap(), 3);
+        assert_eq!(r.next_gap(0, 20), Some(3..10));
+        assert!(!r.contains_range(0..13));
+        r.write_at(3, &[0xAA; 7]).unwrap();
+        assert!(r.contains_range(0..13));
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), 13);
+        assert_eq!(&buf[..13], b"abc\xAA\xAA\xAA\xAA\xAA\xAA\xAAxyz");
+        // A backward write does not lose data.
+        r.write_at(1, b"B").unwrap();
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), 13);
+        assert_eq!(&buf[..3], b"aBc");
+        assert_eq!(r.available().covered_len(), 13);
+    }
+}
+
+#[test]
+fn from_bytes_is_committed() {
+    let r = StorageResource::from_bytes(b"0123456789", CancelToken::new());
+    assert_eq!(r.len(), Some(10));
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: 10 });
+    assert_eq!(r.wait_range(0..10, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(8..20, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(10..11, None).unwrap(), WaitOutcome::Eof);
+    assert!(matches!(
+        r.write_at(10, b"x"),
+        Err(StorageError::WriteAfterCommit)
+    ));
+    assert!(StorageResource::from_bytes(b"", CancelToken::new()).is_empty());
+}
+
+#[test]
+fn invalid_ranges_are_errors_and_lose_nothing() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"keep").unwrap();
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = 5..3;
+    assert!(matches!(
+        r.wait_range(inverted, None),
+        Err(StorageError::InvalidRange { start: 5, end: 3 })
+    ));
+    assert!(matches!(
+        r.write_at(u64::MAX - 1, b"xyz"),
+        Err(StorageError::InvalidRange { .. })
+    ));
+    assert_eq!(r.wait_range(7..7, None).unwrap(), WaitOutcome::Ready);
+    let mut buf = [0u8; 4];
+    assert_eq!(r.read_at(0, &mut buf).unwrap(), 4);
+    assert_eq!(&buf, b"keep");
+    // A write that ends exactly at u64::MAX is fine.
+    r.write_at(u64::MAX - 2, b"zz").unwrap();
+    assert!(r.contains_range(u64::MAX - 2..u64::MAX));
+}
+
+#[test]
+fn wait_blocks_until_another_thread_writes() {
+    for (name, r) in backends() {
+        let w = r.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            w.write_at(0, &[1u8; 100]).unwrap();
+        });
+        let start = Instant::now();
+        assert_eq!(
+            r.wait_range(0..100, soon(5000)).unwrap(),
+            WaitOutcome::Ready,
+            "{name}"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn wait_deadline_is_a_distinct_error() {
+    let r = StorageResource::memory(CancelToken::new());
+    let start = Instant::now();
+    assert!(matches!(
+        r.wait_range(0..1, soon(30)),
+        Err(StorageError::DeadlineExceeded)
+    ));
+    let e = start.elapsed();
+    assert!(
+        e >= Duration::from_millis(25) && e < Duration::from_secs(5),
+        "{e:?}"
+    );
+    assert!(matches!(
+        r.wait_range_timeout(0..1, Some(Duration::ZERO)),
+        Err(StorageError::DeadlineExceeded)
+    ));
+}
+
+#[test]
+fn eof_only_when_committed_and_past_end() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"12345").unwrap();
+    assert!(matches!(
+        r.wait_range(5..10, soon(10)),
+        Err(StorageError::DeadlineExceeded)
+    ));
+    r.commit(Some(5)).unwrap();
+    assert_eq!(r.wait_range(5..10, None).unwrap(), WaitOutcome::Eof);
+    assert_eq!(r.wait_range(3..10, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.len(), Some(5));
+}
+
+#[test]
+fn commit_with_gap_reports_missing_instead_of_hanging() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"ab").unwrap();
+    r.write_at(4, b"ef").unwrap();
+    r.commit(None).unwrap();
+    assert_eq!(r.len(), Some(6));
+    assert!(matches!(
+        r.wait_range(0..6, None),
+        Err(StorageError::Missing { start: 2, end: 4 })
+    ));
+    assert_eq!(r.next_gap(0, 100), Some(2..4));
+    // Reactivate and fill.
+    r.reactivate().unwrap();
+    assert_eq!(r.status(), ResourceStatus::Active);
+    r.write_at(2, b"cd").unwrap();
+    r.commit(None).unwrap();
+    assert_eq!(r.wait_range(0..6, None).unwrap(), WaitOutcome::Ready);
+}
+
+#[test]
+fn commit_trims_bytes_past_final_len() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"0123456789").unwrap();
+    r.commit(Some(4)).unwrap();
+    let mut buf = [0u8; 10];
+    assert_eq!(r.read_at(0, &mut buf).unwrap(), 4);
+    assert_eq!(r.read_at(5, &mut buf).unwrap(), 0);
+}
+
+fn blocked_waiter(
+    r: &StorageResource,
+) -> thread::JoinHandle<(Result<WaitOutcome, StorageError>, Duration)> {
+    let r = r.clone();
+    thread::spawn(move || {
+        let start = Instant::now();
+        (r.wait_range(0..10, None), start.elapsed())
+    })
+}
+
+#[test]
+fn cancel_wakes_a_blocked_waiter_promptly() {
+    for (name, r) in backends() {
+        let h = blocked_waiter(&r);
+        thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        r.cancel_token().cancel();
+        let (res, _) = h.join().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(1), "{name}: slow wake");
+        assert!(
+            matches!(res, Err(StorageError::Cancelled)),
+            "{name}: {res:?}"
+        );
+        assert_eq!(r.status(), ResourceStatus::Cancelled);
+        assert!(matches!(r.write_at(0, b"x"), Err(StorageError::Cancelled)));
+        assert!(matches!(
+            r.read_at(0, &mut [0]),
+            Err(StorageError::Cancelled)
+        ));
+        assert!(matches!(r.commit(None), Err(StorageError::Cancelled)));
+    }
+}
+
+#[test]
+fn parent_cancel_wakes_a_waiter_on_a_child_token() {
+    let parent = CancelToken::new();
+    let r = StorageResource::memory(parent.child());
+    let h = blocked_waiter(&r);
+    thread::sleep(Duration::from_millis(20));
+    parent.cancel();
+    assert!(matches!(h.join().unwrap().0, Err(StorageError::Cancelled)));
+}
+
+#[test]
+fn fail_wakes_a_blocked_waiter_promptly() {
+    for (name, r) in backends() {
+        let h = blocked_waiter(&r);
+        thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        r.fail("boom");
+        let (res, _) = h.join().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(1), "{name}");
+        assert!(
+            matches!(&res, Err(StorageError::Failed(m)) if m == "boom"),
+            "{res:?}"
+        );
+        assert_eq!(r.status(), ResourceStatus::Failed("boom".into()));
+        r.fail("again");
+        assert_eq!(r.status(), ResourceStatus::Failed("again".into()));
+        assert!(matches!(r.reactivate(), Err(StorageError::Failed(_))));
+    }
+}
+
+#[test]
+fn status_priority() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.commit(Some(0)).unwrap();
+    r.cancel_token().cancel();
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: 0 });
+    r.fail("x");
+    assert_eq!(r.status(), ResourceStatus::Failed("x".into()));
+}
+
+#[test]
+fn reactivate_keeps_bytes_and_allows_append() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"abc").unwrap();
+    r.commit(None).unwrap();
+    r.reactivate().unwrap();
+    assert_eq!(r.len(), None);
+    r.reactivate().unwrap();
+    r.write_at(3, b"def").unwrap();
+    let mut buf = [0u8; 6];
+    assert_eq!(r.read_at(0, &mut buf).unwrap(), 6);
+    assert_eq!(&buf, b"abcdef");
+}
+
+#[test]
+fn len_hint_is_informational() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.set_len_hint(Some(1_000_000_000));
+    assert_eq!(r.len(), None);
+    assert_eq!(r.len_hint(), Some(1_000_000_000));
+    r.write_at(0, b"x").unwrap();
+    r.commit(None).unwrap();
+    assert_eq!(r.len_hint(), Some(1));
+}
+
+#[test]
+fn async_wait_on_block_on() {
+    let r = StorageResource::memory(CancelToken::new());
+    let w = r.clone();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        w.write_at(0, b"abcd").unwrap();
+        thread::sleep(Duration::from_millis(20));
+        w.commit(None).unwrap();
+    });
+    assert_eq!(
+        futures::executor::block_on(r.wait_range_async(0..4)).unwrap(),
+        WaitOutcome::Ready
+    );
+    assert_eq!(
+        futures::executor::block_on(r.wait_range_async(4..8)).unwrap(),
+        WaitOutcome::Eof
+    );
+    t.join().unwrap();
+    let c = StorageResource::memory(CancelToken::new());
+    let fut = c.wait_range_async(0..1);
+    c.cancel_token().cancel();
+    assert!(matches!(
+        futures::executor::block_on(fut),
+        Err(StorageError::Cancelled)
+    ));
+}
+
+#[test]
+fn file_resource_survives_reopen_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/song.bin");
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    {
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(r.status(), ResourceStatus::Active);
+        assert!(
+            dir.path()
+                .join(format!("sub/song.bin{SIDECAR_SUFFIX}"))
+                .exists()
+        );
+        r.write_at(50_000, &body[50_000..]).unwrap();
+        r.write_at(0, &body[..50_000]).unwrap();
+        r.commit(Some(body.len() as u64)).unwrap();
+        assert!(
+            !dir.path()
+                .join(format!("sub/song.bin{SIDECAR_SUFFIX}"))
+                .exists()
+        );
+    }
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(
+        r.status(),
+        ResourceStatus::Committed {
+            final_len: body.len() as u64
+        }
+    );
+    assert_eq!(r.path(), Some(path.as_path()));
+    let mut buf = vec![0u8; body.len() + 10];
+    assert_eq!(r.read_at(0, &mut buf).unwrap(), body.len());
+    assert_eq!(&buf[..body.len()], &body[..]);
+    assert_eq!(
+        r.wait_range(body.len() as u64..body.len() as u64 + 1, None)
+            .unwrap(),
+        WaitOutcome::Eof
+    );
+}
+
+#[test]
+fn existing_plain_file_opens_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain");
+    std::fs::write(&path, b"fourteen bytes").unwrap();
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: 14 });
+}
+
+#[test]
+fn partial_file_resumes_with_its_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partial");
+    {
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, b"head").unwrap();
+        r.write_at(100, b"tail").unwrap();
+        // Dropping the last handle records the ranges.
+    }
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(r.status(), ResourceStatus::Active);
+    assert!(r.contains_range(0..4) && r.contains_range(100..104));
+    assert_eq!(r.next_gap(0, 104), Some(4..100));
+    let mut buf = [0u8; 8];
+    assert_eq!(r.read_at(4, &mut buf).unwrap(), 0);
+    r.write_at(4, &[b'-'; 96]).unwrap();
+    r.flush().unwrap();
+    r.commit(None).unwrap();
+    drop(r);
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: 104 });
+}
+
+#[test]
+fn failed_file_keeps_ranges_and_committed_gaps_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    r.write_at(0, b"abc").unwrap();
+    r.write_at(6, b"ghi").unwrap();
+    r.commit(None).unwrap();
+    drop(r);
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: 9 });
+    assert_eq!(r.next_gap(0, 9), Some(3..6));
+    r.reactivate().unwrap();
+    r.fail("net down");
+    drop(r);
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    assert_eq!(r.status(), ResourceStatus::Active);
+    assert!(r.contains_range(0..3) && r.contains_range(6..9));
+}
+
+#[test]
+fn corrupt_sidecar_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c");
+    std::fs::write(&path, b"data").unwrap();
+    std::fs::write(dir.path().join(format!("c{SIDECAR_SUFFIX}")), b"garbage\n").unwrap();
+    assert!(matches!(
+        StorageResource::open_file(&path, CancelToken::new()),
+        Err(StorageError::CorruptMetadata { .. })
+    ));
+}
+
+#[test]
+fn temp_file_is_deleted_on_drop() {
+    let r = StorageResource::temp_file(CancelToken::new()).unwrap();
+    let p = r.path().unwrap().to_path_buf();
+    assert!(p.exists());
+    let r2 = r.clone();
+    drop(r);
+    assert!(p.exists());
+    drop(r2);
+    assert!(!p.exists());
+}
+
+#[test]
+fn stress_concurrent_writers_and_waiters() {
+    // 4 writers fill disjoint interleaved blocks while 8 waiters wait on
+    // random ranges; every waiter must see exactly the written bytes.
+    const BLOCK: u64 = 997;
+    const BLOCKS: u64 = 400;
+    for round in 0..5u64 {
+        for (name, r) in backends() {
+            let total = BLOCK * BLOCKS;
+            let writers: Vec<_> = (0..4u64)
+                .map(|w| {
+                    let r = r.clone();
+                    thread::spawn(move || {
+                        for b in (w..BLOCKS).step_by(4) {
+                            let data: Vec<u8> = (b * BLOCK..(b + 1) * BLOCK)
+                                .map(|i| (i % 253) as u8)
+                                .collect();
+                            r.write_at(b * BLOCK, &data).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let done = Arc::new(AtomicBool::new(false));
+            let readers: Vec<_> = (0..8u64)
+                .map(|k| {
+                    let r = r.clone();
+                    thread::spawn(move || {
+                        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (k + 1) ^ (round << 8);
+                        for _ in 0..200 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let start = x % total;
+                            let len = 1 + (x >> 32) % 5000;
+                            let end = (start + len).min(total);
+                            assert_eq!(
+                                r.wait_range(start..end, soon(20_000)).unwrap(),
+                                WaitOutcome::Ready
+                            );
+                            let mut buf = vec![0u8; (end - start) as usize];
+                            assert_eq!(r.read_at(start, &mut buf).unwrap(), buf.len());
+                            for (i, b) in buf.iter().enumerate() {
+                                assert_eq!(*b, ((start + i as u64) % 253) as u8);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            r.commit(None).unwrap();
+            for h in readers {
+                h.join().unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+            assert_eq!(r.len(), Some(total), "{name}");
+        }
+    }
+}
