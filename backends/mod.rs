@@ -18,3 +18,76 @@ pub mod reqwest;
 pub mod surf;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+
+/// Why a default-backend constructor could not build a downloader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The tokio + reqwest default was asked for outside a tokio runtime.
+    #[error(
+        "no tokio runtime: call the default constructor from inside a tokio runtime, or build DownloaderConfig::new with an explicit Spawn"
+    )]
+    NoRuntime,
+    /// The HTTP client could not be built (TLS or resolver initialisation).
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The default backend pair: tokio + reqwest when the `reqwest` feature is
+/// on (also when `surf` is on too: reqwest is the crate's default feature,
+/// so it wins; build `DownloaderConfig::new(Arc::new(AsyncStdRuntime), ...)`
+/// to pick async-std + surf explicitly), otherwise async-std + surf.
+#[cfg(any(feature = "reqwest", feature = "surf"))]
+impl crate::dl::DownloaderConfig {
+    /// A config with every default on the default backend pair (see above).
+    ///
+    /// With tokio + reqwest it must be called inside a tokio runtime (the
+    /// loop and the fetches are spawned on the current one).
+    ///
+    /// # Errors
+    /// [`BackendError::NoRuntime`] outside a tokio runtime (tokio + reqwest);
+    /// [`BackendError::Client`] when the HTTP client cannot be built. Never panics.
+    pub fn default_backend() -> Result<Self, BackendError> {
+        use std::sync::Arc;
+        #[cfg(feature = "reqwest")]
+        {
+            let spawn = self::tokio::TokioRuntime::current().ok_or(BackendError::NoRuntime)?;
+            let client = self::reqwest::ReqwestClient::new()
+                .map_err(|e| BackendError::Client(e.to_string()))?;
+            Ok(Self::new(Arc::new(spawn), Arc::new(client)))
+        }
+        #[cfg(not(feature = "reqwest"))]
+        {
+            let client =
+                self::surf::SurfClient::new().map_err(|e| BackendError::Client(e.to_string()))?;
+            Ok(Self::new(
+                Arc::new(self::async_std::AsyncStdRuntime),
+                Arc::new(client),
+            ))
+        }
+    }
+}
+
+#[cfg(any(feature = "reqwest", feature = "surf"))]
+impl crate::dl::Downloader {
+    /// `Downloader::new(DownloaderConfig::default_backend()?)`: a downloader
+    /// on the default backend pair (tokio + reqwest if the `reqwest`
+    /// feature is on, else async-std + surf).
+    ///
+    /// ```
+    /// # #[cfg(feature = "reqwest")]
+    /// # {
+    /// // Outside a tokio runtime the tokio + reqwest default is a typed error.
+    /// assert!(kithara_stream::dl::Downloader::with_default_backend().is_err());
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let dl = rt.block_on(async { kithara_stream::dl::Downloader::with_default_backend() });
+    /// assert!(dl.is_ok());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`DownloaderConfig::default_backend`](crate::dl::DownloaderConfig::default_backend).
+    pub fn with_default_backend() -> Result<Self, BackendError> {
+        Ok(Self::new(crate::dl::DownloaderConfig::default_backend()?))
+    }
+}

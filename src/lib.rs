@@ -23,6 +23,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
+pub mod dl;
 pub mod media;
 pub mod net;
 pub mod rt;

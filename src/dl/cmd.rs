@@ -1,0 +1,196 @@
+//! [`FetchCmd`]: one request, with its callbacks; [`FetchResponse`].
+
+use std::fmt;
+use std::io;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use url::Url;
+
+use super::{BodyStream, OnCompleteFn, OnResponseFn, RequestPriority, ValidatorFn, WriterFn};
+use crate::cancel::CancelToken;
+use crate::net::{NetError, RangeSpec, RequestMethod};
+
+/// One request for the [`Downloader`](super::Downloader), built with
+/// [`get`](Self::get) / [`head`](Self::head) and the chained setters.
+///
+/// Returned in batches by [`Peer::poll_next`](super::Peer::poll_next)
+/// (*streaming* commands: the body goes to [`writer`](Self::writer),
+/// completion to [`on_complete`](Self::on_complete)) or passed to
+/// [`PeerHandle::execute`](super::PeerHandle::execute) /
+/// [`batch`](super::PeerHandle::batch) (*imperative* commands: the response
+/// comes back to the caller; the callbacks are not used and are dropped
+/// unrun).
+///
+/// ```
+/// use kithara_stream::dl::{FetchCmd, RequestPriority, reject_html_response};
+/// use kithara_stream::net::RangeSpec;
+/// let url = url::Url::parse("http://127.0.0.1:8080/a.mp3").unwrap();
+/// let cmd = FetchCmd::get(url)
+///     .range(RangeSpec::from_start(1024))
+///     .validator(reject_html_response)
+///     .priority(RequestPriority::High)
+///     .writer(|chunk: &[u8]| { let _ = chunk; Ok(()) })
+///     .on_complete(|bytes, _headers, err| { let _ = (bytes, err); });
+/// assert_eq!(format!("{cmd:?}"), "FetchCmd(GET http://127.0.0.1:8080/a.mp3 bytes=1024-)");
+/// ```
+#[non_exhaustive]
+pub struct FetchCmd {
+    /// GET or HEAD.
+    pub method: RequestMethod,
+    /// Absolute URL.
+    pub url: Url,
+    /// Byte range to ask for (`Range` header), if any.
+    pub range: Option<RangeSpec>,
+    /// Extra request headers.
+    pub headers: HeaderMap,
+    /// Command priority; `None` means the path's default (streaming `Low`,
+    /// imperative `High`).
+    pub priority: Option<RequestPriority>,
+    /// The epoch token: cancelling it cancels this command, queued or in flight.
+    pub cancel: Option<CancelToken>,
+    /// Checks the response headers before any body byte is read.
+    pub validator: Option<ValidatorFn>,
+    /// Receives each body chunk in order (streaming commands).
+    pub writer: Option<WriterFn>,
+    /// Called once with the response headers, before the first body byte
+    /// (streaming commands).
+    pub on_response: Option<OnResponseFn>,
+    /// Called exactly once when the command ends, whatever the outcome
+    /// (streaming commands).
+    pub on_complete: Option<OnCompleteFn>,
+}
+
+impl FetchCmd {
+    /// A GET of `url`.
+    pub fn get(url: Url) -> Self {
+        Self::new(RequestMethod::Get, url)
+    }
+
+    /// A HEAD of `url`.
+    pub fn head(url: Url) -> Self {
+        Self::new(RequestMethod::Head, url)
+    }
+
+    /// A command with `method` and `url` and nothing else set.
+    pub fn new(method: RequestMethod, url: Url) -> Self {
+        Self {
+            method,
+            url,
+            range: None,
+            headers: HeaderMap::new(),
+            priority: None,
+            cancel: None,
+            validator: None,
+            writer: None,
+            on_response: None,
+            on_complete: None,
+        }
+    }
+
+    /// Asks for `range` only.
+    pub fn range(mut self, range: RangeSpec) -> Self {
+        self.range = Some(range);
+        self
+    }
+
+    /// Adds (replaces) one request header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Adds (replaces) every header of `headers`.
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        for (name, value) in &headers {
+            self.headers.insert(name.clone(), value.clone());
+        }
+        self
+    }
+
+    /// Sets the command priority (see [`RequestPriority`]).
+    pub fn priority(mut self, priority: RequestPriority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Sets the epoch token: cancelling it cancels this command.
+    pub fn cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sets the header check run before the body (e.g. [`reject_html_response`](super::reject_html_response)).
+    pub fn validator(mut self, validator: ValidatorFn) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Sets the body consumer. An `Err` from it aborts the fetch with
+    /// [`NetError::Writer`].
+    pub fn writer(mut self, writer: impl FnMut(&[u8]) -> io::Result<()> + Send + 'static) -> Self {
+        self.writer = Some(Box::new(writer));
+        self
+    }
+
+    /// Sets the headers callback.
+    pub fn on_response(mut self, f: impl FnOnce(&HeaderMap) + Send + 'static) -> Self {
+        self.on_response = Some(Box::new(f));
+        self
+    }
+
+    /// Sets the completion callback.
+    pub fn on_complete(
+        mut self,
+        f: impl FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send + 'static,
+    ) -> Self {
+        self.on_complete = Some(Box::new(f));
+        self
+    }
+}
+
+impl fmt::Debug for FetchCmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FetchCmd({} {}", self.method, self.url)?;
+        if let Some(r) = &self.range {
+            write!(f, " {r}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The answer to an imperative command: status, headers and the body.
+#[non_exhaustive]
+pub struct FetchResponse {
+    /// The (2xx) status of the first response.
+    pub status: StatusCode,
+    /// The response headers (of the first response when the body was resumed).
+    pub headers: HeaderMap,
+    /// The body. See [`PeerHandle::execute`](super::PeerHandle::execute) for
+    /// how it counts against `max_concurrent`.
+    pub body: BodyStream,
+}
+
+impl fmt::Debug for FetchResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FetchResponse {
+    /// A response from its parts (for tests and custom peers).
+    pub fn new(status: StatusCode, headers: HeaderMap, body: BodyStream) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Makes a [`NetError`] from a writer's I/O error.
+pub(crate) fn writer_error(e: &io::Error) -> NetError {
+    NetError::Writer(e.to_string())
+}

@@ -1,0 +1,155 @@
+//! [`DownloaderConfig`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::events::EVENT_QUEUE_CAPACITY;
+use crate::cancel::CancelToken;
+use crate::net::{HttpClient, RetryPolicy};
+use crate::rt::Spawn;
+
+/// Default [`DownloaderConfig::max_concurrent`].
+pub const DEFAULT_MAX_CONCURRENT: usize = 5;
+/// Default [`DownloaderConfig::soft_timeout`].
+pub const DEFAULT_SOFT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default [`DownloaderConfig::inactivity_timeout`].
+pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`DownloaderConfig::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a [`Downloader`](super::Downloader) runs: the executor and HTTP client
+/// it uses, and its limits and timeouts. Cheap to clone.
+///
+/// Every timeout is measured with [`Spawn::sleep`], so it behaves the same
+/// on every backend.
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use kithara_stream::dl::DownloaderConfig;
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct MySpawn;
+/// # impl Spawn for MySpawn {
+/// #     fn spawn(&self, _t: BoxFuture<'static, ()>) {}
+/// #     fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> { Box::pin(futures::future::pending()) }
+/// # }
+/// let cfg = DownloaderConfig::new(Arc::new(MySpawn), Arc::new(kithara_stream::net::MemoryClient::new()))
+///     .max_concurrent(8)
+///     .inactivity_timeout(Duration::from_secs(10));
+/// assert_eq!(cfg.max_concurrent, 8);
+/// assert_eq!(cfg.soft_timeout, Duration::from_secs(2));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct DownloaderConfig {
+    /// Runs the loop and the fetch tasks; its `sleep` times everything.
+    pub spawn: Arc<dyn Spawn>,
+    /// Sends the requests.
+    pub client: Arc<dyn HttpClient>,
+    /// Requests in flight at once, over all peers and both paths
+    /// (default 5). `0` pauses dispatch: commands are accepted and queue up.
+    pub max_concurrent: usize,
+    /// After this long without response headers a `LoadSlow` event is
+    /// published; the request continues (default 2 s).
+    pub soft_timeout: Duration,
+    /// Demand work (slots of `Low` peers) waits this long before each
+    /// dispatch round; urgent work preempts the wait (default zero).
+    pub demand_throttle: Duration,
+    /// A body that yields no byte for this long fails with
+    /// `NetError::Timeout { kind: Inactivity }` (then resumes, if retries
+    /// are left) (default 30 s).
+    pub inactivity_timeout: Duration,
+    /// An attempt that gets no response headers within this long fails with
+    /// `NetError::Timeout { kind: Headers }`, which is retried (default 30 s,
+    /// the same patience as for a stalled body).
+    pub request_timeout: Duration,
+    /// Retries before the body and resumes after a mid-body failure
+    /// (default: 3, 100 ms base, 5 s cap).
+    pub retry: RetryPolicy,
+    /// Parent token: cancelling it shuts the downloader down. `None`: a
+    /// fresh root.
+    pub cancel: Option<CancelToken>,
+    /// Queue length of each event subscriber (default
+    /// [`EVENT_QUEUE_CAPACITY`]); the oldest event is dropped when full.
+    pub event_capacity: usize,
+}
+
+impl fmt::Debug for DownloaderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownloaderConfig")
+            .field("max_concurrent", &self.max_concurrent)
+            .field("soft_timeout", &self.soft_timeout)
+            .field("demand_throttle", &self.demand_throttle)
+            .field("inactivity_timeout", &self.inactivity_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("event_capacity", &self.event_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DownloaderConfig {
+    /// A config with every default, running on `spawn` and fetching with `client`.
+    pub fn new(spawn: Arc<dyn Spawn>, client: Arc<dyn HttpClient>) -> Self {
+        Self {
+            spawn,
+            client,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            soft_timeout: DEFAULT_SOFT_TIMEOUT,
+            demand_throttle: Duration::ZERO,
+            inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::default(),
+            cancel: None,
+            event_capacity: EVENT_QUEUE_CAPACITY,
+        }
+    }
+
+    /// Sets [`max_concurrent`](Self::max_concurrent).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
+    /// Sets [`soft_timeout`](Self::soft_timeout).
+    pub fn soft_timeout(mut self, d: Duration) -> Self {
+        self.soft_timeout = d;
+        self
+    }
+
+    /// Sets [`demand_throttle`](Self::demand_throttle).
+    pub fn demand_throttle(mut self, d: Duration) -> Self {
+        self.demand_throttle = d;
+        self
+    }
+
+    /// Sets [`inactivity_timeout`](Self::inactivity_timeout).
+    pub fn inactivity_timeout(mut self, d: Duration) -> Self {
+        self.inactivity_timeout = d;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Sets the parent [`cancel`](Self::cancel) token.
+    pub fn cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity) (at least 1).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+}

@@ -1,0 +1,433 @@
+//! [`Downloader`], [`Peer`], [`PeerHandle`] and the state they share with the loop.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use event_listener::{Event, EventListener};
+use futures::SinkExt;
+use futures::channel::{mpsc, oneshot};
+
+use super::events::{EventReceiver, Hub};
+use super::registry::{NewPeer, Registry};
+use super::{
+    DownloaderConfig, FetchCmd, FetchResponse, PEER_CMD_CHANNEL_CAPACITY, RequestId,
+    RequestPriority,
+};
+use crate::cancel::CancelToken;
+use crate::net::NetError;
+
+/// An event with a stored permit (like a one-permit semaphore): a
+/// `notify` that comes before the waiter listens is not lost.
+pub(crate) struct Signal {
+    permit: AtomicBool,
+    event: Event,
+}
+
+impl Signal {
+    fn new() -> Self {
+        Self {
+            permit: AtomicBool::new(false),
+            event: Event::new(),
+        }
+    }
+
+    /// Stores the permit, then wakes the listener.
+    pub(crate) fn notify(&self) {
+        self.permit.store(true, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Takes the permit: whether a notify happened since the last take.
+    pub(crate) fn take(&self) -> bool {
+        self.permit.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn listen(&self) -> EventListener {
+        self.event.listen()
+    }
+}
+
+/// What the loop, the fetch tasks and the handles share. The loop holds it
+/// strongly; it never holds a [`Downloader`] or a [`PeerHandle`], so
+/// dropping those is observable.
+pub(crate) struct Shared {
+    pub(crate) cfg: DownloaderConfig,
+    /// The downloader's own token (a child of `cfg.cancel`).
+    pub(crate) root: CancelToken,
+    /// Requests holding a concurrency slot. Only the loop increments it.
+    pub(crate) inflight: AtomicUsize,
+    /// Wakes the loop: capacity freed, urgent work enqueued, a queued
+    /// command cancelled, a peer cancelled.
+    pub(crate) wake: Signal,
+    /// Set (before `wake`) when a queued command's token fired.
+    pub(crate) sweep: AtomicBool,
+    pub(crate) hub: Hub,
+    pub(crate) loop_alive: AtomicBool,
+    next_request_id: AtomicU64,
+    next_peer_id: AtomicU64,
+    reg_tx: mpsc::UnboundedSender<NewPeer>,
+}
+
+impl Shared {
+    pub(crate) fn next_request_id(&self) -> RequestId {
+        loop {
+            let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+            if let Some(id) = RequestId::new(n) {
+                return id;
+            }
+        }
+    }
+
+    /// Frees one concurrency slot and wakes the loop.
+    pub(crate) fn release_slot(&self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify();
+    }
+}
+
+/// A concurrency slot; released (and the loop woken) on drop.
+pub(crate) struct Slot(pub(crate) Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release_slot();
+    }
+}
+
+struct DownloaderInner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for DownloaderInner {
+    /// The last `Downloader` and `PeerHandle` are gone: shut the loop down.
+    fn drop(&mut self) {
+        self.shared.root.cancel();
+    }
+}
+
+/// The shared download pool. Cheap to clone (all clones are one pool).
+///
+/// [`Downloader::new`] spawns the loop task at once on the config's
+/// [`Spawn`](crate::rt::Spawn). The loop ends, delivering every queued
+/// command as cancelled, when the config's cancel token fires or when the
+/// last `Downloader` **and** the last [`PeerHandle`] are dropped. It never
+/// keeps itself alive: it holds no handle. (A [`Peer`] that holds its own
+/// `PeerHandle` would form a cycle; hold the handle next to the peer instead.)
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
+/// use kithara_stream::net::MemoryClient;
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Pool(futures::executor::ThreadPool);
+/// # impl Spawn for Pool {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+/// #         Box::pin(async move { let _ = rx.await; })
+/// #     }
+/// # }
+/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// struct OneShot; // a peer with nothing to stream
+/// impl Peer for OneShot {}
+///
+/// let client = MemoryClient::new();
+/// client.insert("http://127.0.0.1/hello", &b"hello"[..]);
+/// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+/// let peer = dl.register(Arc::new(OneShot));
+/// let url = url::Url::parse("http://127.0.0.1/hello").unwrap();
+/// let body = futures::executor::block_on(async {
+///     peer.execute(FetchCmd::get(url)).await?.body.collect().await
+/// }).unwrap();
+/// assert_eq!(&body[..], b"hello");
+/// ```
+#[derive(Clone)]
+pub struct Downloader {
+    inner: Arc<DownloaderInner>,
+}
+
+impl fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Downloader")
+            .field("inflight", &self.inflight())
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Downloader {
+    /// A downloader running on `config.spawn`; its loop is spawned now.
+    pub fn new(config: DownloaderConfig) -> Self {
+        let root = config
+            .cancel
+            .as_ref()
+            .map_or_else(CancelToken::new, CancelToken::child);
+        let (reg_tx, reg_rx) = mpsc::unbounded();
+        let shared = Arc::new(Shared {
+            hub: Hub::new(config.event_capacity),
+            cfg: config,
+            root,
+            inflight: AtomicUsize::new(0),
+            wake: Signal::new(),
+            sweep: AtomicBool::new(false),
+            loop_alive: AtomicBool::new(true),
+            next_request_id: AtomicU64::new(1),
+            next_peer_id: AtomicU64::new(1),
+            reg_tx,
+        });
+        let registry = Registry::new(shared.clone(), reg_rx);
+        shared.cfg.spawn.spawn(Box::pin(registry.run()));
+        Self {
+            inner: Arc::new(DownloaderInner { shared }),
+        }
+    }
+
+    /// Registers `peer`: the loop starts polling it. The returned handle
+    /// owns the peer's registration: dropping its last clone cancels the
+    /// peer (queued commands complete as cancelled, in-flight ones abort)
+    /// and the loop releases the peer.
+    pub fn register(&self, peer: Arc<dyn Peer>) -> PeerHandle {
+        let shared = &self.inner.shared;
+        let token = shared.root.child();
+        let (cmd_tx, cmd_rx) = mpsc::channel(PEER_CMD_CHANNEL_CAPACITY);
+        let hub = Arc::new(Hub::new(shared.cfg.event_capacity));
+        let id = shared.next_peer_id.fetch_add(1, Ordering::Relaxed);
+        // If the loop is gone the peer is simply never polled; its handle's
+        // requests fail with `Cancelled` (the receiver is dropped).
+        let _ = shared.reg_tx.unbounded_send(NewPeer {
+            id,
+            peer,
+            token: token.clone(),
+            rx: cmd_rx,
+            hub: hub.clone(),
+        });
+        shared.wake.notify();
+        PeerHandle {
+            inner: Arc::new(PeerInner {
+                dl: self.inner.clone(),
+                id,
+                token,
+                cmd_tx,
+                hub,
+            }),
+        }
+    }
+
+    /// Subscribes to the events of every request of this downloader.
+    pub fn subscribe(&self) -> EventReceiver {
+        self.inner.shared.hub.subscribe()
+    }
+
+    /// The downloader's token: cancelling it shuts the downloader down
+    /// (every peer is cancelled with it).
+    pub fn cancel(&self) -> CancelToken {
+        self.inner.shared.root.clone()
+    }
+
+    /// Requests currently holding a concurrency slot.
+    pub fn inflight(&self) -> usize {
+        self.inner.shared.inflight.load(Ordering::Acquire)
+    }
+
+    /// Whether the loop task is still alive.
+    pub fn is_running(&self) -> bool {
+        self.inner.shared.loop_alive.load(Ordering::Acquire)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &DownloaderConfig {
+        &self.inner.shared.cfg
+    }
+}
+
+/// A protocol that feeds the downloader: it is asked for work and says how
+/// urgent it is.
+///
+/// # Contract
+/// - [`poll_next`](Self::poll_next) is called from the loop task, never
+///   concurrently with itself, and only when the peer has no streaming
+///   command still waiting in the queue (at most one batch per peer
+///   waits). `Ready(Some(cmds))` hands the commands over (each gets exactly
+///   one `on_complete`), `Ready(Some(vec![]))` is a no-op, `Ready(None)`
+///   retires the peer's stream of work (its handle still works), and
+///   `Pending` must arrange for `cx.waker()` to be woken when work appears.
+/// - [`priority`](Self::priority) is read on every loop pass. A peer whose
+///   priority changes should wake the last waker it got, so its queued
+///   commands move slot at once.
+/// - Both must be quick and must not block.
+pub trait Peer: Send + Sync + 'static {
+    /// The next batch of streaming commands (default: none, ever).
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+        let _ = cx;
+        Poll::Ready(None)
+    }
+
+    /// The peer's current priority (default `Low`).
+    fn priority(&self) -> RequestPriority {
+        RequestPriority::Low
+    }
+}
+
+/// An imperative command on its way to the loop.
+pub(crate) struct ImperativeMsg {
+    pub(crate) cmd: FetchCmd,
+    pub(crate) tx: oneshot::Sender<Result<FetchResponse, NetError>>,
+    /// `batch`: read the body inside the slot and return it buffered.
+    pub(crate) collect: bool,
+    /// Cancelled when the caller drops its future before the answer.
+    pub(crate) caller: CancelToken,
+}
+
+struct PeerInner {
+    dl: Arc<DownloaderInner>,
+    id: u64,
+    token: CancelToken,
+    cmd_tx: mpsc::Sender<ImperativeMsg>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for PeerInner {
+    fn drop(&mut self) {
+        self.token.cancel();
+        self.dl.shared.wake.notify();
+    }
+}
+
+/// Cancels the caller token unless disarmed (the answer arrived).
+struct CallerGuard(Option<CancelToken>);
+
+impl CallerGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CallerGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.cancel();
+        }
+    }
+}
+
+/// A registered peer's handle. Cheap to clone; the last clone's drop
+/// cancels the peer (see [`Downloader::register`]).
+///
+/// It also keeps the downloader running: the loop ends only when every
+/// `Downloader` and every `PeerHandle` is gone (or the downloader's token fires).
+#[derive(Clone)]
+pub struct PeerHandle {
+    inner: Arc<PeerInner>,
+}
+
+impl fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerHandle")
+            .field("id", &self.inner.id)
+            .field("cancelled", &self.inner.token.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerHandle {
+    /// Runs one request now, at command priority `High` (unless the command
+    /// says otherwise), and returns its response once the headers are in.
+    ///
+    /// The command's `writer`, `on_response` and `on_complete` are not used.
+    /// Its epoch token, the peer's token and dropping this future cancel it.
+    ///
+    /// **Concurrency:** the request holds one of the downloader's
+    /// `max_concurrent` slots until its body ends or is dropped (a HEAD
+    /// releases it at once). Holding `max_concurrent` unread bodies
+    /// therefore stalls every other request of the downloader; read or drop
+    /// them.
+    ///
+    /// # Errors
+    /// The request's [`NetError`] after retries; [`NetError::Cancelled`] when
+    /// the peer or downloader is cancelled or gone.
+    pub async fn execute(&self, cmd: FetchCmd) -> Result<FetchResponse, NetError> {
+        let (rx, guard) = self.enqueue(cmd, false).await?;
+        let result = rx.await.unwrap_or(Err(NetError::Cancelled));
+        guard.disarm();
+        result
+    }
+
+    /// Runs `cmds` in parallel (under `max_concurrent`) and returns their
+    /// results in input order.
+    ///
+    /// Unlike [`execute`](Self::execute), each body is read to the end
+    /// **inside** its concurrency slot and returned buffered in memory, so a
+    /// batch larger than `max_concurrent` cannot stall on its own unread
+    /// bodies. Use it for small resources (playlists, keys, HEADs).
+    pub async fn batch(&self, cmds: Vec<FetchCmd>) -> Vec<Result<FetchResponse, NetError>> {
+        let mut waiting = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            waiting.push(self.enqueue(cmd, true).await);
+        }
+        futures::future::join_all(waiting.into_iter().map(|w| async move {
+            let (rx, guard) = w?;
+            let result = rx.await.unwrap_or(Err(NetError::Cancelled));
+            guard.disarm();
+            result
+        }))
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        cmd: FetchCmd,
+        collect: bool,
+    ) -> Result<
+        (
+            oneshot::Receiver<Result<FetchResponse, NetError>>,
+            CallerGuard,
+        ),
+        NetError,
+    > {
+        if self.inner.token.is_cancelled() {
+            return Err(NetError::Cancelled);
+        }
+        let (tx, rx) = oneshot::channel();
+        let caller = CancelToken::new();
+        let guard = CallerGuard(Some(caller.clone()));
+        let mut sender = self.inner.cmd_tx.clone();
+        sender
+            .send(ImperativeMsg {
+                cmd,
+                tx,
+                collect,
+                caller,
+            })
+            .await
+            .map_err(|_| NetError::Cancelled)?;
+        // The urgent notify: stored, so a loop about to wait sees it.
+        self.inner.dl.shared.wake.notify();
+        Ok((rx, guard))
+    }
+
+    /// The peer's token: cancelling it cancels the peer and everything it
+    /// has queued or in flight. It is a child of the downloader's token.
+    pub fn cancel(&self) -> CancelToken {
+        self.inner.token.clone()
+    }
+
+    /// Subscribes to the events of this peer's requests only.
+    pub fn subscribe(&self) -> EventReceiver {
+        self.inner.hub.subscribe()
+    }
+
+    /// The peer's id within its downloader (from 1).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// A handle to the downloader this peer belongs to.
+    pub fn downloader(&self) -> Downloader {
+        Downloader {
+            inner: self.inner.dl.clone(),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The downloader: one shared HTTP pool that pull-driven protocol peers
+//! register with.
+//!
+//! A [`Downloader`] runs one loop task on the configured
+//! [`Spawn`](crate::rt::Spawn) and fetches with the configured
+//! [`HttpClient`](crate::net::HttpClient). Protocols register a [`Peer`];
+//! the loop asks each peer for work ([`Peer::poll_next`]) and dispatches it
+//! by priority under one global [`max_concurrent`](DownloaderConfig::max_concurrent)
+//! cap. A [`PeerHandle`] also runs one-off requests
+//! ([`execute`](PeerHandle::execute), [`batch`](PeerHandle::batch)).
+//!
+//! # Scheduling
+//! Four slots, served in this order: (peer `High`, command `High`) →
+//! (`High`, `Low`) → (`Low`, `High`) → (`Low`, `Low`). Peer priority is read
+//! live from [`Peer::priority`] on every pass, and queued commands move when
+//! it changes. The first two slots are *urgent*, the last two *demand*:
+//! demand work waits [`demand_throttle`](DownloaderConfig::demand_throttle)
+//! before each dispatch round, and urgent work is dispatched at once.
+//!
+//! # Policy, once
+//! Retries with backoff before the body, resume with `Range` after a
+//! mid-body failure (206 and `Content-Range` verified), the headers timeout,
+//! the body inactivity timeout, short-body detection, the soft timeout and
+//! validators are all here, on top of the two traits, so they behave the
+//! same on every backend.
+//!
+//! # Exactly one `on_complete`
+//! Every streaming command that a peer returns from `poll_next` gets exactly
+//! one [`on_complete`](FetchCmd::on_complete) call: after it ran (with or
+//! without a writer), when it failed, when it was cancelled queued or in
+//! flight, and when the downloader shut down or the executor dropped the
+//! task first.
+
+mod body;
+mod cmd;
+mod config;
+mod downloader;
+mod events;
+mod fetch;
+mod registry;
+
+use std::io;
+
+use http::HeaderMap;
+use url::Url;
+
+pub use body::BodyStream;
+pub use cmd::{FetchCmd, FetchResponse};
+pub use config::{
+    DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SOFT_TIMEOUT, DownloaderConfig,
+};
+pub use downloader::{Downloader, Peer, PeerHandle};
+pub use events::{CancelReason, DownloaderEvent, EVENT_QUEUE_CAPACITY, EventReceiver, RequestId};
+
+pub use crate::net::RequestMethod;
+
+use crate::net::NetError;
+
+/// Receives each body chunk of a streaming command, in order. An `Err`
+/// aborts the fetch with [`NetError::Writer`].
+pub type WriterFn = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send>;
+
+/// Receives the response headers once, after validation and before the
+/// first body byte.
+pub type OnResponseFn = Box<dyn FnOnce(&HeaderMap) + Send>;
+
+/// Called exactly once per accepted streaming command:
+/// `(bytes written, headers, error)`.
+///
+/// - success: `(total, Some(headers), None)` (`total` is 0 without a writer);
+/// - failure: `(bytes written so far, headers if a response arrived, Some(err))`;
+/// - cancelled (queued, in flight, shutdown): `(bytes so far, .., Some(NetError::Cancelled))`.
+pub type OnCompleteFn = Box<dyn FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send>;
+
+/// Checks response headers before the body is read; an `Err` fails the
+/// command with that error (not retried unless it is retryable).
+pub type ValidatorFn = fn(&Url, &HeaderMap) -> Result<(), NetError>;
+
+/// Bounded length of each peer's imperative command queue.
+pub const PEER_CMD_CHANNEL_CAPACITY: usize = 32;
+
+/// Priority of a peer or of a command. `High < Low`; the default is `Low`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestPriority {
+    /// Needed now (the peer is playing; an imperative request).
+    High,
+    /// Needed eventually (preload, background fill).
+    #[default]
+    Low,
+}
+
+/// A [`ValidatorFn`] that rejects HTML pages (a captive portal or an error
+/// page served with status 200): a `Content-Type` starting with `text/html`
+/// (ASCII case-insensitive) gives [`NetError::InvalidContentType`], which is
+/// not retried.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+/// use kithara_stream::dl::reject_html_response;
+/// let url = url::Url::parse("http://127.0.0.1/a.mp3").unwrap();
+/// let mut h = HeaderMap::new();
+/// assert!(reject_html_response(&url, &h).is_ok());
+/// h.insert(CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
+/// assert!(reject_html_response(&url, &h).is_ok());
+/// h.insert(CONTENT_TYPE, HeaderValue::from_static("Text/HTML; charset=utf-8"));
+/// assert!(reject_html_response(&url, &h).is_err());
+/// ```
+///
+/// # Errors
+/// [`NetError::InvalidContentType`] for an HTML content type.
+pub fn reject_html_response(url: &Url, headers: &HeaderMap) -> Result<(), NetError> {
+    let Some(ct) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(ct.as_bytes());
+    let is_html = text
+        .trim_start()
+        .get(..9)
+        .is_some_and(|p| p.eq_ignore_ascii_case("text/html"));
+    if is_html {
+        return Err(NetError::InvalidContentType {
+            content_type: text.into_owned(),
+            url: url.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The slot of a (peer, command) priority pair: 0 is served first.
+pub(crate) fn slot_index(peer: RequestPriority, cmd: RequestPriority) -> usize {
+    match (peer, cmd) {
+        (RequestPriority::High, RequestPriority::High) => 0,
+        (RequestPriority::High, RequestPriority::Low) => 1,
+        (RequestPriority::Low, RequestPriority::High) => 2,
+        (RequestPriority::Low, RequestPriority::Low) => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_table() {
+        use RequestPriority::{High, Low};
+        assert_eq!(
+            [
+                slot_index(High, High),
+                slot_index(High, Low),
+                slot_index(Low, High),
+                slot_index(Low, Low)
+            ],
+            [0, 1, 2, 3]
+        );
+        assert!(High < Low);
+        assert_eq!(RequestPriority::default(), Low);
+    }
+}

@@ -1,0 +1,1282 @@
+//! Downloader tests without a network and without a runtime: `MemoryClient`
+//! (plus wrappers) and a futures thread pool with a timer thread. They run
+//! under every feature set, `--no-default-features` included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dl_common;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dl_common::*;
+use futures::StreamExt;
+use http::{HeaderMap, StatusCode};
+use kithara_stream::cancel::CancelToken;
+use kithara_stream::dl::{
+    BodyStream, CancelReason, Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer,
+    RequestPriority, reject_html_response,
+};
+use kithara_stream::net::{
+    HttpClient, MemoryClient, MemoryResource, NetError, RangeSpec, RequestMethod, RetryPolicy,
+    TimeoutKind,
+};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn config(spawn: &PoolSpawn, client: impl HttpClient) -> DownloaderConfig {
+    DownloaderConfig::new(Arc::new(spawn.clone()), Arc::new(client)).retry(RetryPolicy::new(
+        3,
+        Duration::from_millis(2),
+        Duration::from_millis(20),
+    ))
+}
+
+/// A peer fed from the test: batches pushed in, priority switchable.
+#[derive(Default)]
+struct QueuePeer {
+    batches: Mutex<VecDeque<Vec<FetchCmd>>>,
+    finished: AtomicBool,
+    high: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    polls: AtomicUsize,
+}
+
+impl QueuePeer {
+    fn new(high: bool) -> Arc<Self> {
+        let p = Self::default();
+        p.high.store(high, Ordering::SeqCst);
+        Arc::new(p)
+    }
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+    fn push(&self, batch: Vec<FetchCmd>) {
+        self.batches.lock().unwrap().push_back(batch);
+        self.wake();
+    }
+    fn set_high(&self, high: bool) {
+        self.high.store(high, Ordering::SeqCst);
+        self.wake();
+    }
+}
+
+impl Peer for QueuePeer {
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        *self.waker.lock().unwrap() = Some(cx.waker().clone());
+        if let Some(b) = self.batches.lock().unwrap().pop_front() {
+            return Poll::Ready(Some(b));
+        }
+        if self.finished.load(Ordering::SeqCst) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+    fn priority(&self) -> RequestPriority {
+        if self.high.load(Ordering::SeqCst) {
+            RequestPriority::High
+        } else {
+            RequestPriority::Low
+        }
+    }
+}
+
+struct Idle;
+impl Peer for Idle {}
+
+/// One completion as seen by `on_complete`.
+#[derive(Debug, Clone)]
+struct Completed {
+    tag: usize,
+    bytes: u64,
+    headers: bool,
+    error: Option<NetError>,
+}
+
+#[derive(Clone, Default)]
+struct Completions(Arc<Mutex<Vec<Completed>>>);
+
+impl Completions {
+    fn cb(
+        &self,
+        tag: usize,
+    ) -> impl FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send + 'static {
+        let all = self.0.clone();
+        move |bytes, headers, error| {
+            all.lock().unwrap().push(Completed {
+                tag,
+                bytes,
+                headers: headers.is_some(),
+                error: error.cloned(),
+            })
+        }
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn all(&self) -> Vec<Completed> {
+        self.0.lock().unwrap().clone()
+    }
+    fn wait(&self, n: usize) -> Vec<Completed> {
+        assert!(
+            wait_until(LIMIT, || self.len() >= n),
+            "only {} of {n} completions",
+            self.len()
+        );
+        self.all()
+    }
+}
+
+type Sink = Arc<Mutex<Vec<u8>>>;
+
+fn sink() -> (
+    Sink,
+    impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
+) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    (buf, move |chunk: &[u8]| {
+        b.lock().unwrap().extend_from_slice(chunk);
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------ §7.1 1-3
+
+#[test]
+fn body_stream_collect_accumulates_bytes() {
+    let chunks = ["hello", " ", "world"].map(|s| Ok(Bytes::from(s)));
+    let body = BodyStream::from_raw(Box::pin(futures::stream::iter(chunks)));
+    assert_eq!(
+        &futures::executor::block_on(body.collect()).unwrap()[..],
+        b"hello world"
+    );
+}
+
+#[test]
+fn body_stream_write_all_delegates_to_consumer() {
+    let chunks = ["abc", "def"].map(|s| Ok(Bytes::from(s)));
+    let body = BodyStream::from_raw(Box::pin(futures::stream::iter(chunks)));
+    let mut seen = Vec::new();
+    let total = futures::executor::block_on(body.write_all(|c: &[u8]| {
+        seen.push(c.to_vec());
+        Ok(())
+    }))
+    .unwrap();
+    assert_eq!(total, 6);
+    assert_eq!(seen, [b"abc".to_vec(), b"def".to_vec()]);
+    // A failing consumer surfaces as NetError::Writer.
+    let body = BodyStream::from_bytes(Bytes::from_static(b"x"));
+    let err =
+        futures::executor::block_on(body.write_all(|_: &[u8]| Err(std::io::Error::other("full"))))
+            .unwrap_err();
+    assert!(matches!(err, NetError::Writer(m) if m.contains("full")));
+}
+
+#[test]
+fn body_stream_empty_collects_to_empty() {
+    assert!(
+        futures::executor::block_on(BodyStream::empty().collect())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ------------------------------------------------------------ §7.1 4-7
+
+#[test]
+fn peer_handle_cancel_scoped_to_peer() {
+    let spawn = PoolSpawn::new();
+    let dl = Downloader::new(config(&spawn, MemoryClient::new()));
+    let a = dl.register(Arc::new(Idle));
+    let b = dl.register(Arc::new(Idle));
+    a.cancel().cancel();
+    assert!(a.cancel().is_cancelled());
+    assert!(!b.cancel().is_cancelled());
+    assert!(!dl.cancel().is_cancelled());
+}
+
+#[test]
+fn peer_handle_cancel_fires_on_last_clone_drop() {
+    let spawn = PoolSpawn::new();
+    let dl = Downloader::new(config(&spawn, MemoryClient::new()));
+    let h = dl.register(Arc::new(Idle));
+    let token = h.cancel();
+    let h2 = h.clone();
+    drop(h);
+    assert!(!token.is_cancelled());
+    drop(h2);
+    assert!(token.is_cancelled());
+}
+
+#[test]
+fn peer_handle_execute_returns_error_on_unreachable() {
+    // A client whose request never answers (the network-free twin of the
+    // loopback listener that never responds, see dl_backends.rs).
+    let spawn = PoolSpawn::new();
+    let dl = Downloader::new(
+        config(&spawn, HangingClient)
+            .request_timeout(Duration::from_secs(60))
+            .inactivity_timeout(Duration::from_secs(60)),
+    );
+    let h = dl.register(Arc::new(Idle));
+    let token = h.cancel();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        token.cancel();
+    });
+    let start = Instant::now();
+    let r = block_on_timeout(
+        Duration::from_secs(2),
+        h.execute(FetchCmd::get(url("/never"))),
+    );
+    assert!(matches!(r, Err(NetError::Cancelled)), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn peer_handle_downloader_cancel_cascades() {
+    let spawn = PoolSpawn::new();
+    let parent = CancelToken::new();
+    let dl = Downloader::new(config(&spawn, MemoryClient::new()).cancel(parent.clone()));
+    let h = dl.register(Arc::new(Idle));
+    parent.cancel();
+    assert!(h.cancel().is_cancelled());
+    assert!(wait_until(LIMIT, || !dl.is_running()));
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/x"))));
+    assert!(matches!(r, Err(NetError::Cancelled)));
+}
+
+// ------------------------------------------------------------ §7.1 8-10
+
+fn head_client(n: usize, delay: Duration) -> (MemoryClient, CountingClient<MemoryClient>) {
+    let mem = MemoryClient::new();
+    for i in 0..n {
+        mem.insert(
+            &format!("http://127.0.0.1/h{i}"),
+            Bytes::from_static(b"0123456789"),
+        );
+    }
+    (mem.clone(), CountingClient::new(mem, delay))
+}
+
+#[test]
+fn max_concurrent_limits_inflight_connections() {
+    let spawn = PoolSpawn::new();
+    let (_, client) = head_client(1, Duration::from_millis(5));
+    let peak = client.peak.clone();
+    let dl = Downloader::new(config(&spawn, client).max_concurrent(5));
+    let h = dl.register(Arc::new(Idle));
+    let cmds = (0..1000).map(|_| FetchCmd::head(url("/h0"))).collect();
+    let results = block_on_timeout(Duration::from_secs(40), h.batch(cmds));
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().all(Result::is_ok));
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((1..=5).contains(&peak), "peak {peak}");
+}
+
+#[test]
+fn many_downloaders_global_peak_stays_bounded() {
+    let spawn = PoolSpawn::new();
+    let (_, client) = head_client(1, Duration::from_millis(2));
+    let peak = client.peak.clone();
+    let client: Arc<dyn HttpClient> = Arc::new(client);
+    let dls: Vec<Downloader> = (0..20)
+        .map(|_| {
+            Downloader::new(
+                DownloaderConfig::new(Arc::new(spawn.clone()), client.clone()).max_concurrent(3),
+            )
+        })
+        .collect();
+    let handles: Vec<_> = dls.iter().map(|d| d.register(Arc::new(Idle))).collect();
+    let all = block_on_timeout(
+        LIMIT,
+        futures::future::join_all(
+            handles
+                .iter()
+                .map(|h| h.batch((0..30).map(|_| FetchCmd::head(url("/h0"))).collect())),
+        ),
+    );
+    assert!(all.iter().flatten().all(Result::is_ok));
+    assert_eq!(all.iter().map(Vec::len).sum::<usize>(), 600);
+    assert!(peak.load(Ordering::SeqCst) <= 60);
+}
+
+/// Yields `total` HEAD commands in batches of 10, waking itself.
+struct FloodPeer {
+    left: AtomicUsize,
+    done: Completions,
+}
+
+impl Peer for FloodPeer {
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+        let left = self.left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = left.min(10);
+        self.left.fetch_sub(n, Ordering::SeqCst);
+        cx.waker().wake_by_ref();
+        Poll::Ready(Some(
+            (0..n)
+                .map(|i| FetchCmd::head(url("/h0")).on_complete(self.done.cb(left - i)))
+                .collect(),
+        ))
+    }
+}
+
+#[test]
+fn poll_next_respects_max_concurrent() {
+    let spawn = PoolSpawn::new();
+    let (_, client) = head_client(1, Duration::from_millis(1));
+    let peak = client.peak.clone();
+    let dl = Downloader::new(config(&spawn, client).max_concurrent(5));
+    let done = Completions::default();
+    let _h = dl.register(Arc::new(FloodPeer {
+        left: AtomicUsize::new(1000),
+        done: done.clone(),
+    }));
+    let all = done.wait(1000);
+    assert!(all.iter().all(|c| c.error.is_none()));
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((1..=5).contains(&peak), "peak {peak}");
+}
+
+#[test]
+fn max_concurrent_peak_three_peers_mixing_poll_next_and_batch() {
+    let spawn = PoolSpawn::new();
+    let (mem, client) = head_client(1, Duration::ZERO);
+    mem.insert("http://127.0.0.1/g", pattern(3000, 7).to_vec());
+    let peak = client.peak.clone();
+    let dl = Downloader::new(config(&spawn, client).max_concurrent(4));
+    let done = Completions::default();
+    let flood = |n| {
+        Arc::new(FloodPeer {
+            left: AtomicUsize::new(n),
+            done: done.clone(),
+        })
+    };
+    let p1 = dl.register(flood(300));
+    let p2 = dl.register(flood(300));
+    let p3 = dl.register(flood(0));
+    // 400 imperative commands spread over the three handles, GETs and HEADs.
+    let batches = [&p1, &p2, &p3].map(|h| {
+        h.batch(
+            (0..134)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        FetchCmd::get(url("/g"))
+                    } else {
+                        FetchCmd::head(url("/h0"))
+                    }
+                })
+                .collect(),
+        )
+    });
+    let results = block_on_timeout(Duration::from_secs(40), futures::future::join_all(batches));
+    for r in results.into_iter().flatten() {
+        let r = r.unwrap();
+        if r.status == StatusCode::OK
+            && r.headers.get("content-length").is_some_and(|v| v == "3000")
+        {
+            assert_eq!(
+                block_on_timeout(LIMIT, r.body.collect()).unwrap().len(),
+                3000
+            );
+        }
+    }
+    let all = done.wait(600);
+    assert!(all.iter().all(|c| c.error.is_none()));
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&peak), "peak {peak} (1002 commands)");
+    assert!(dl.inflight() <= 4);
+}
+
+// ------------------------------------------------------------ §7.1 12-15
+
+#[test]
+fn soft_timeout_publishes_load_slow_on_peer_bus() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/slow", &b"x"[..]);
+    let client = DelayClient {
+        inner: mem,
+        delay: Duration::from_millis(300),
+    };
+    let dl = Downloader::new(config(&spawn, client).soft_timeout(Duration::from_millis(50)));
+    let h = dl.register(Arc::new(Idle));
+    let other = dl.register(Arc::new(Idle));
+    let events = h.subscribe();
+    let other_events = other.subscribe();
+    let all = dl.subscribe();
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/slow")))).unwrap();
+    assert_eq!(
+        &block_on_timeout(LIMIT, r.body.collect()).unwrap()[..],
+        b"x"
+    );
+    let seen = events.drain();
+    assert!(
+        seen.iter().any(|e| matches!(e, DownloaderEvent::LoadSlow { elapsed, .. } if *elapsed >= Duration::from_millis(40))),
+        "{seen:?}"
+    );
+    assert!(
+        all.drain()
+            .iter()
+            .any(|e| matches!(e, DownloaderEvent::LoadSlow { .. }))
+    );
+    assert!(other_events.drain().is_empty());
+}
+
+fn tagged_gets(n: usize, base: usize, done: &Completions) -> Vec<FetchCmd> {
+    (0..n)
+        .map(|i| {
+            FetchCmd::get(url("/seg"))
+                .writer(|_: &[u8]| Ok(()))
+                .on_complete(done.cb(base + i))
+        })
+        .collect()
+}
+
+fn seg_client(delay: Duration) -> DelayClient<MemoryClient> {
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/seg", pattern(2048, 3).to_vec());
+    DelayClient { inner: mem, delay }
+}
+
+#[test]
+fn active_peer_completes_before_preload_under_contention() {
+    let spawn = PoolSpawn::new();
+    let dl =
+        Downloader::new(config(&spawn, seg_client(Duration::from_millis(15))).max_concurrent(2));
+    let done = Completions::default();
+    let preload = QueuePeer::new(false);
+    let active = QueuePeer::new(true);
+    let _hp = dl.register(preload.clone());
+    let _ha = dl.register(active.clone());
+    preload.push(tagged_gets(20, 100, &done));
+    active.push(tagged_gets(20, 0, &done));
+    let all = done.wait(40);
+    assert_eq!(all.len(), 40);
+    let mut tags: Vec<usize> = all.iter().map(|c| c.tag).collect();
+    let order = tags.clone();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), 40, "each on_complete exactly once");
+    let pos = |active: bool| {
+        let mut v: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| (**t < 100) == active)
+            .map(|(i, _)| i)
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    assert!(pos(true) < pos(false), "{order:?}");
+    let first_quarter = order[..10].iter().filter(|t| **t < 100).count();
+    assert!(first_quarter > 5, "{order:?}");
+}
+
+#[test]
+fn both_peers_idle_no_priority_ordering_asserted() {
+    let spawn = PoolSpawn::new();
+    let dl =
+        Downloader::new(config(&spawn, seg_client(Duration::from_millis(2))).max_concurrent(2));
+    let done = Completions::default();
+    let a = QueuePeer::new(false);
+    let b = QueuePeer::new(false);
+    let _ha = dl.register(a.clone());
+    let _hb = dl.register(b.clone());
+    a.push(tagged_gets(10, 0, &done));
+    b.push(tagged_gets(10, 100, &done));
+    assert_eq!(done.wait(20).len(), 20);
+}
+
+#[test]
+fn peer_handle_execute_respects_either_peer_priority() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/p", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem));
+    let peer = QueuePeer::new(false);
+    let h = dl.register(peer.clone());
+    assert!(block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/p")))).is_ok());
+    peer.set_high(true);
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/p")))).unwrap();
+    assert_eq!(
+        &block_on_timeout(LIMIT, r.body.collect()).unwrap()[..],
+        b"abc"
+    );
+}
+
+// ------------------------------------------------------------ §7.3
+
+#[test]
+fn downloader_shutdown_cancels_queued_commands() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/q", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem).max_concurrent(0));
+    let done = Completions::default();
+    let peer = QueuePeer::new(true);
+    let _h = dl.register(peer.clone());
+    peer.push(
+        (0..2)
+            .map(|i| {
+                FetchCmd::head(url("/q"))
+                    .writer(|_: &[u8]| Ok(()))
+                    .on_complete(done.cb(i))
+            })
+            .collect(),
+    );
+    assert!(wait_until(LIMIT, || peer
+        .batches
+        .lock()
+        .unwrap()
+        .is_empty()));
+    let events = dl.subscribe();
+    dl.cancel().cancel();
+    let all = done.wait(2);
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter()
+            .all(|c| matches!(c.error, Some(NetError::Cancelled)) && c.bytes == 0)
+    );
+    assert!(wait_until(LIMIT, || !dl.is_running()));
+    let cancelled: Vec<_> = events
+        .drain()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                DownloaderEvent::RequestCancelled {
+                    reason: CancelReason::DownloaderShutdown,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(cancelled.len(), 2);
+}
+
+#[test]
+fn streaming_without_writer_still_completes() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/nw", pattern(5000, 1).to_vec());
+    let dl = Downloader::new(config(&spawn, mem));
+    let done = Completions::default();
+    let responded = Arc::new(AtomicUsize::new(0));
+    let r2 = responded.clone();
+    let peer = QueuePeer::new(false);
+    let _h = dl.register(peer.clone());
+    peer.push(vec![
+        FetchCmd::get(url("/nw"))
+            .on_response(move |_| {
+                r2.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_complete(done.cb(0)),
+    ]);
+    let all = done.wait(1);
+    assert_eq!(
+        (all[0].bytes, all[0].headers, all[0].error.is_none()),
+        (0, true, true)
+    );
+    assert_eq!(responded.load(Ordering::SeqCst), 1);
+}
+
+// ------------------------------------------------------------ policy
+
+fn one_stream(
+    dl: &Downloader,
+    cmd: impl FnOnce(FetchCmd) -> FetchCmd,
+    path: &str,
+) -> (Completed, Vec<u8>, Arc<QueuePeer>) {
+    let done = Completions::default();
+    let (buf, writer) = sink();
+    let peer = QueuePeer::new(true);
+    let h = dl.register(peer.clone());
+    peer.push(vec![cmd(FetchCmd::get(url(path))
+        .writer(writer)
+        .on_complete(done.cb(0)))]);
+    let c = done.wait(1).remove(0);
+    drop(h);
+    let bytes = buf.lock().unwrap().clone();
+    (c, bytes, peer)
+}
+
+#[test]
+fn no_retry_on_404() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let events = dl.subscribe();
+    let (c, bytes, _) = one_stream(&dl, |c| c, "/missing");
+    assert!(
+        matches!(&c.error, Some(NetError::Status { status, .. }) if *status == 404),
+        "{c:?}"
+    );
+    assert!(bytes.is_empty());
+    assert_eq!(mem.requests().len(), 1);
+    let ev = events.drain();
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        DownloaderEvent::RequestFailed {
+            retryable: false,
+            ..
+        }
+    )));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, DownloaderEvent::RequestRetried { .. }))
+    );
+    // Imperative path too.
+    let h = dl.register(Arc::new(Idle));
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/missing"))));
+    assert!(matches!(r, Err(NetError::Status { status, .. }) if status == 404));
+    assert_eq!(mem.requests().len(), 2);
+}
+
+#[test]
+fn retries_503_with_backoff_then_fails() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/busy",
+        MemoryResource::new(&b"busy"[..]).status(StatusCode::SERVICE_UNAVAILABLE),
+    );
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let events = dl.subscribe();
+    let (c, _, _) = one_stream(&dl, |c| c, "/busy");
+    assert!(matches!(&c.error, Some(NetError::Status { status, .. }) if *status == 503));
+    assert_eq!(mem.requests().len(), 4, "1 attempt + 3 retries");
+    let retried: Vec<u32> = events
+        .drain()
+        .iter()
+        .filter_map(|e| match e {
+            DownloaderEvent::RequestRetried { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retried, [1, 2, 3]);
+}
+
+#[test]
+fn html_page_rejected_with_invalid_content_type() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/portal",
+        MemoryResource::new(&b"<html>login</html>"[..]).content_type("text/html; charset=utf-8"),
+    );
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let responded = Arc::new(AtomicBool::new(false));
+    let r2 = responded.clone();
+    let (c, bytes, _) = one_stream(
+        &dl,
+        |c| {
+            c.validator(reject_html_response)
+                .on_response(move |_| r2.store(true, Ordering::SeqCst))
+        },
+        "/portal",
+    );
+    assert!(
+        matches!(&c.error, Some(NetError::InvalidContentType { content_type, .. }) if content_type.starts_with("text/html")),
+        "{c:?}"
+    );
+    assert!(bytes.is_empty(), "no body byte reaches the writer");
+    assert!(!responded.load(Ordering::SeqCst));
+    assert_eq!(mem.requests().len(), 1, "not retried");
+    let h = dl.register(Arc::new(Idle));
+    let r = block_on_timeout(
+        LIMIT,
+        h.execute(FetchCmd::get(url("/portal")).validator(reject_html_response)),
+    );
+    assert!(matches!(r, Err(NetError::InvalidContentType { .. })));
+}
+
+#[test]
+fn stalled_body_ends_with_inactivity_timeout() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/stall",
+        MemoryResource::new(pattern(10_000, 2).to_vec())
+            .chunk_size(1000)
+            .stall_after(3000),
+    );
+    let dl = Downloader::new(
+        config(&spawn, mem.clone())
+            .inactivity_timeout(Duration::from_millis(80))
+            .retry(RetryPolicy::new(
+                1,
+                Duration::from_millis(1),
+                Duration::from_millis(1),
+            )),
+    );
+    let events = dl.subscribe();
+    let start = Instant::now();
+    let (c, bytes, _) = one_stream(&dl, |c| c, "/stall");
+    assert!(
+        matches!(
+            &c.error,
+            Some(NetError::Timeout {
+                kind: TimeoutKind::Inactivity,
+                ..
+            })
+        ),
+        "{c:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // One resume was attempted (from byte 3000), and it stalled again at 6000.
+    assert_eq!(c.bytes, 6000);
+    assert_eq!(bytes, pattern(10_000, 2)[..6000].to_vec());
+    let reqs = mem.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=3000-9999"));
+    assert!(events.drain().iter().any(|e| matches!(
+        e,
+        DownloaderEvent::RequestResumed {
+            offset: 3000,
+            attempt: 1,
+            ..
+        }
+    )));
+    // The imperative body ends with the same error, never a silent short body.
+    let h = dl.register(Arc::new(Idle));
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/stall")))).unwrap();
+    let err = block_on_timeout(LIMIT, r.body.collect()).unwrap_err();
+    assert!(matches!(
+        err,
+        NetError::Timeout {
+            kind: TimeoutKind::Inactivity,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn short_body_is_an_error() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/short", pattern(1000, 5).to_vec());
+    let client = TruncatingClient {
+        inner: mem,
+        after: 600,
+    };
+    let dl = Downloader::new(config(&spawn, client).retry(RetryPolicy::none()));
+    let (c, bytes, _) = one_stream(&dl, |c| c, "/short");
+    assert!(
+        matches!(&c.error, Some(NetError::Transport { message, .. }) if message.contains("600 of 1000")),
+        "{c:?}"
+    );
+    assert_eq!(bytes.len(), 600);
+    assert_eq!(c.bytes, 600);
+}
+
+#[test]
+fn writer_error_aborts_fetch() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/w",
+        MemoryResource::new(pattern(10_000, 4).to_vec()).chunk_size(1000),
+    );
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let done = Completions::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let peer = QueuePeer::new(true);
+    let _h = dl.register(peer.clone());
+    peer.push(vec![
+        FetchCmd::get(url("/w"))
+            .writer(move |_: &[u8]| {
+                if c2.fetch_add(1, Ordering::SeqCst) == 2 {
+                    Err(std::io::Error::other("disk full"))
+                } else {
+                    Ok(())
+                }
+            })
+            .on_complete(done.cb(0)),
+    ]);
+    let c = done.wait(1).remove(0);
+    assert!(
+        matches!(&c.error, Some(NetError::Writer(m)) if m.contains("disk full")),
+        "{c:?}"
+    );
+    assert_eq!(c.bytes, 2000);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(mem.requests().len(), 1, "a writer error is not retried");
+}
+
+#[test]
+fn resume_after_drops_at_random_offsets() {
+    let mut rng = Rng(0x5eed_1234);
+    let spawn = PoolSpawn::new();
+    for round in 0..12 {
+        let len = 5_000 + rng.below(60_000) as usize;
+        let body = pattern(len, round + 1);
+        let fail_after = (len as u64 / 8).max(1) + rng.below(len as u64 / 2);
+        let chunk = 1 + rng.below(4096) as usize;
+        let mem = MemoryClient::new();
+        let path = format!("/r{round}");
+        mem.insert_resource(
+            &format!("http://127.0.0.1{path}"),
+            MemoryResource::new(body.clone())
+                .chunk_size(chunk)
+                .fail_after(fail_after),
+        );
+        let dl = Downloader::new(config(&spawn, mem.clone()).retry(RetryPolicy::new(
+            20,
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        )));
+        // Optionally start mid-resource with a Range.
+        let start = if round % 3 == 0 {
+            rng.below(len as u64 / 2)
+        } else {
+            0
+        };
+        let (c, bytes, _) = one_stream(
+            &dl,
+            |c| {
+                if start > 0 {
+                    c.range(RangeSpec::from_start(start))
+                } else {
+                    c
+                }
+            },
+            &path,
+        );
+        assert!(c.error.is_none(), "round {round}: {c:?}");
+        assert_eq!(c.bytes as usize, len - start as usize);
+        assert!(
+            bytes == body[start as usize..],
+            "round {round}: body differs"
+        );
+        let ranges: Vec<_> = mem.requests().into_iter().map(|r| r.range).collect();
+        assert!(ranges.len() >= 2, "round {round}: no resume happened");
+        // Imperative body: the same resume inside BodyStream.
+        let h = dl.register(Arc::new(Idle));
+        let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url(&path)))).unwrap();
+        assert!(block_on_timeout(LIMIT, r.body.collect()).unwrap() == body);
+    }
+}
+
+#[test]
+fn resume_against_server_ignoring_range_fails_clearly() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/ir",
+        MemoryResource::new(pattern(4000, 9).to_vec())
+            .chunk_size(500)
+            .fail_after(1500)
+            .ignore_range(),
+    );
+    let dl = Downloader::new(config(&spawn, mem));
+    let (c, bytes, _) = one_stream(&dl, |c| c, "/ir");
+    assert!(
+        matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason.contains("instead of 206")),
+        "{c:?}"
+    );
+    assert_eq!(
+        bytes,
+        pattern(4000, 9)[..1500].to_vec(),
+        "no byte written twice"
+    );
+}
+
+#[test]
+fn head_and_range_requests_carry_method_and_headers() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/m", pattern(100, 8).to_vec());
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let h = dl.register(Arc::new(Idle));
+    let head = block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/m")))).unwrap();
+    assert_eq!(head.headers["content-length"], "100");
+    let part = block_on_timeout(
+        LIMIT,
+        h.execute(FetchCmd::get(url("/m")).range(RangeSpec::new(10, Some(19)).unwrap())),
+    )
+    .unwrap();
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        block_on_timeout(LIMIT, part.body.collect()).unwrap(),
+        pattern(100, 8).slice(10..20)
+    );
+    let reqs = mem.requests();
+    assert_eq!(reqs[0].method, RequestMethod::Head);
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=10-19"));
+}
+
+// ------------------------------------------------------------ events, lifecycle
+
+#[test]
+fn events_sequence_ids_and_bandwidth() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/e", pattern(4000, 6).to_vec());
+    let dl = Downloader::new(config(&spawn, mem));
+    let all = dl.subscribe();
+    let (c, _, _) = one_stream(&dl, |c| c, "/e");
+    assert!(c.error.is_none());
+    let ev = all.drain();
+    assert!(
+        matches!(ev[0], DownloaderEvent::RequestEnqueued { request_id, method: RequestMethod::Get, priority: RequestPriority::Low, .. } if request_id.get() == 1)
+    );
+    assert!(matches!(ev[1], DownloaderEvent::RequestStarted { .. }));
+    match ev.last().unwrap() {
+        DownloaderEvent::RequestCompleted {
+            request_id,
+            bytes_transferred,
+            duration,
+            bandwidth_bps,
+        } => {
+            assert_eq!(request_id.get(), 1);
+            assert_eq!(*bytes_transferred, 4000);
+            let ms = (duration.as_millis() as u64).max(1);
+            assert_eq!(*bandwidth_bps, 4000 * 8000 / ms);
+        }
+        e => panic!("{e:?}"),
+    }
+    let h = dl.register(Arc::new(Idle));
+    let _ = block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/e")))).unwrap();
+    let ev = all.drain();
+    assert!(ev.iter().all(|e| e.request_id().get() == 2));
+    assert_eq!(ev.iter().filter(|e| e.is_terminal()).count(), 1);
+}
+
+#[test]
+fn epoch_cancel_completes_queued_command_at_once() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/ep", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem).max_concurrent(0));
+    let events = dl.subscribe();
+    let done = Completions::default();
+    let epoch = CancelToken::new();
+    let peer = QueuePeer::new(false);
+    let h = dl.register(peer.clone());
+    peer.push(vec![
+        FetchCmd::get(url("/ep"))
+            .cancel(epoch.clone())
+            .writer(|_: &[u8]| Ok(()))
+            .on_complete(done.cb(0)),
+    ]);
+    assert!(wait_until(LIMIT, || peer
+        .batches
+        .lock()
+        .unwrap()
+        .is_empty()));
+    epoch.cancel();
+    let c = done.wait(1).remove(0);
+    assert!(matches!(c.error, Some(NetError::Cancelled)));
+    assert!(!h.cancel().is_cancelled());
+    assert!(wait_until(LIMIT, || events.drain().iter().any(
+        |e| matches!(
+            e,
+            DownloaderEvent::RequestCancelled {
+                reason: CancelReason::EpochCancel,
+                ..
+            }
+        )
+    )));
+}
+
+#[test]
+fn dropping_peer_handle_cancels_and_releases_peer() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/d", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem).max_concurrent(0));
+    let done = Completions::default();
+    let peer = QueuePeer::new(false);
+    let h = dl.register(peer.clone());
+    peer.push(
+        (0..3)
+            .map(|i| FetchCmd::get(url("/d")).on_complete(done.cb(i)))
+            .collect(),
+    );
+    assert!(wait_until(LIMIT, || peer
+        .batches
+        .lock()
+        .unwrap()
+        .is_empty()));
+    drop(h);
+    let all = done.wait(3);
+    assert!(
+        all.iter()
+            .all(|c| matches!(c.error, Some(NetError::Cancelled)))
+    );
+    assert!(
+        wait_until(LIMIT, || Arc::strong_count(&peer) == 1),
+        "registry released the peer"
+    );
+    assert!(dl.is_running());
+}
+
+#[test]
+fn dropping_every_handle_stops_the_loop() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/s", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem));
+    let h = dl.register(Arc::new(Idle));
+    let events = dl.subscribe();
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/s")))).unwrap();
+    drop(r);
+    assert!(spawn.live() >= 1, "the loop is running");
+    drop(dl);
+    assert_eq!(spawn.live(), 1, "a PeerHandle keeps the loop alive");
+    drop(h);
+    assert!(
+        wait_until(LIMIT, || spawn.live() == 0),
+        "loop task still alive"
+    );
+    // The publisher is gone: the subscription ends.
+    let rest: Vec<_> = block_on_timeout(LIMIT, events.collect::<Vec<_>>());
+    assert!(rest.iter().all(|e| e.request_id().get() == 1));
+}
+
+#[test]
+fn demand_throttle_is_preempted_by_urgent_work() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/t", &b"abc"[..]);
+    let dl = Downloader::new(config(&spawn, mem).demand_throttle(Duration::from_millis(400)));
+    let done = Completions::default();
+    let low = QueuePeer::new(false);
+    let _hl = dl.register(low.clone());
+    let playing = dl.register(QueuePeer::new(true));
+    low.push(vec![FetchCmd::get(url("/t")).on_complete(done.cb(0))]);
+    assert!(wait_until(LIMIT, || low.batches.lock().unwrap().is_empty()));
+    let start = Instant::now();
+    // Urgent work (a High peer's) goes first, well within the throttle.
+    let r = block_on_timeout(LIMIT, playing.execute(FetchCmd::head(url("/t"))));
+    assert!(r.is_ok());
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(done.len(), 0, "demand work still throttled");
+    let c = done.wait(1).remove(0);
+    assert!(c.error.is_none());
+    assert!(
+        start.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn live_reslot_when_peer_priority_changes() {
+    let spawn = PoolSpawn::new();
+    let dl =
+        Downloader::new(config(&spawn, seg_client(Duration::from_millis(10))).max_concurrent(1));
+    let done = Completions::default();
+    let a = QueuePeer::new(false);
+    let b = QueuePeer::new(false);
+    let _ha = dl.register(a.clone());
+    let _hb = dl.register(b.clone());
+    b.push(tagged_gets(6, 100, &done));
+    assert!(wait_until(LIMIT, || b.batches.lock().unwrap().is_empty()));
+    a.push(tagged_gets(6, 0, &done));
+    assert!(wait_until(LIMIT, || a.batches.lock().unwrap().is_empty()));
+    a.set_high(true);
+    let order: Vec<usize> = done.wait(12).iter().map(|c| c.tag).collect();
+    // At most two of B's commands had started before A moved up.
+    let first_a = order.iter().position(|t| *t < 100).unwrap();
+    assert!(first_a <= 2, "{order:?}");
+    assert!(
+        order[first_a..first_a + 6].iter().all(|t| *t < 100),
+        "{order:?}"
+    );
+}
+
+#[test]
+fn slow_subscriber_never_blocks_downloads() {
+    let spawn = PoolSpawn::new();
+    let (_, client) = head_client(1, Duration::ZERO);
+    let dl = Downloader::new(config(&spawn, client).event_capacity(8));
+    let never_read = dl.subscribe();
+    let h = dl.register(Arc::new(Idle));
+    let results = block_on_timeout(
+        LIMIT,
+        h.batch((0..200).map(|_| FetchCmd::head(url("/h0"))).collect()),
+    );
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(never_read.drain().len(), 8);
+    // Enqueued + Started + Completed per request.
+    assert_eq!(never_read.dropped(), 600 - 8);
+}
+
+// ------------------------------------------------------------ stress
+
+/// A peer yielding random batches with random epochs; counts what it handed out.
+struct ChaosPeer {
+    rng: Mutex<Rng>,
+    left: AtomicUsize,
+    epochs: Mutex<Vec<CancelToken>>,
+    handed: Arc<AtomicUsize>,
+    counts: Arc<Vec<AtomicU64>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Peer for ChaosPeer {
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+        let mut rng = self.rng.lock().unwrap();
+        let left = self.left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = (1 + rng.below(6) as usize).min(left);
+        self.left.fetch_sub(n, Ordering::SeqCst);
+        cx.waker().wake_by_ref();
+        let mut cmds = Vec::new();
+        for _ in 0..n {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            let counts = self.counts.clone();
+            let mut cmd = FetchCmd::get(url(if rng.chance(50) { "/c0" } else { "/c1" }))
+                .on_complete(move |_, _, _| {
+                    counts[i].fetch_add(1, Ordering::SeqCst);
+                });
+            if rng.chance(70) {
+                cmd = cmd.writer(|_: &[u8]| Ok(()));
+            }
+            if rng.chance(50) {
+                let t = CancelToken::new();
+                self.epochs.lock().unwrap().push(t.clone());
+                cmd = cmd.cancel(t);
+            }
+            if rng.chance(20) {
+                cmd = cmd.priority(RequestPriority::High);
+            }
+            cmds.push(cmd);
+        }
+        self.handed.fetch_add(n, Ordering::SeqCst);
+        Poll::Ready(Some(cmds))
+    }
+    fn priority(&self) -> RequestPriority {
+        if self.left.load(Ordering::SeqCst) % 2 == 0 {
+            RequestPriority::High
+        } else {
+            RequestPriority::Low
+        }
+    }
+}
+
+#[test]
+fn exactly_once_on_complete_under_random_cancellation() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/c0",
+        MemoryResource::new(pattern(20_000, 1).to_vec()).chunk_size(512),
+    );
+    mem.insert_resource(
+        "http://127.0.0.1/c1",
+        MemoryResource::new(pattern(8_000, 2).to_vec())
+            .chunk_size(256)
+            .fail_after(3000),
+    );
+    let client: Arc<dyn HttpClient> = Arc::new(DelayClient {
+        inner: mem,
+        delay: Duration::from_millis(1),
+    });
+    let mut master = Rng(0xC0FF_EE00);
+    let started = Instant::now();
+    let mut total_handed = 0;
+    for iteration in 0..40u64 {
+        let mut rng = Rng(master.next() | 1);
+        let counts: Arc<Vec<AtomicU64>> = Arc::new((0..600).map(|_| AtomicU64::new(0)).collect());
+        let next = Arc::new(AtomicUsize::new(0));
+        let handed = Arc::new(AtomicUsize::new(0));
+        let dl = Downloader::new(
+            DownloaderConfig::new(Arc::new(spawn.clone()), client.clone())
+                .max_concurrent(1 + rng.below(4) as usize)
+                .retry(RetryPolicy::new(
+                    2,
+                    Duration::from_millis(1),
+                    Duration::from_millis(2),
+                )),
+        );
+        let peers: Vec<Arc<ChaosPeer>> = (0..3)
+            .map(|_| {
+                Arc::new(ChaosPeer {
+                    rng: Mutex::new(Rng(rng.next() | 1)),
+                    left: AtomicUsize::new(40 + rng.below(100) as usize),
+                    epochs: Mutex::default(),
+                    handed: handed.clone(),
+                    counts: counts.clone(),
+                    next: next.clone(),
+                })
+            })
+            .collect();
+        let mut handles: Vec<Option<_>> =
+            peers.iter().map(|p| Some(dl.register(p.clone()))).collect();
+        // Random cancellations at random moments.
+        for _ in 0..(5 + rng.below(20)) {
+            std::thread::sleep(Duration::from_micros(rng.below(3000)));
+            match rng.below(10) {
+                0..=5 => {
+                    let p = &peers[rng.below(3) as usize];
+                    let epochs = p.epochs.lock().unwrap();
+                    if !epochs.is_empty() {
+                        epochs[rng.below(epochs.len() as u64) as usize].cancel();
+                    }
+                }
+                6..=7 => {
+                    let i = rng.below(3) as usize;
+                    handles[i] = None;
+                }
+                8 => handles[rng.below(3) as usize]
+                    .iter()
+                    .for_each(|h| h.cancel().cancel()),
+                _ => {
+                    if rng.chance(30) {
+                        dl.cancel().cancel();
+                    }
+                }
+            }
+        }
+        // Finish: either shut down, or let the rest complete.
+        if rng.chance(50) {
+            dl.cancel().cancel();
+        }
+        drop(handles);
+        drop(dl);
+        assert!(
+            wait_until(LIMIT, || spawn.live() == 0),
+            "iteration {iteration}: tasks left"
+        );
+        let handed = handed.load(Ordering::SeqCst);
+        total_handed += handed;
+        for (i, c) in counts.iter().enumerate().take(next.load(Ordering::SeqCst)) {
+            assert_eq!(
+                c.load(Ordering::SeqCst),
+                1,
+                "iteration {iteration}: command {i}"
+            );
+        }
+        assert!(
+            counts
+                .iter()
+                .skip(handed)
+                .all(|c| c.load(Ordering::SeqCst) == 0)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "stress too slow"
+        );
+    }
+    assert!(total_handed > 100);
+}
