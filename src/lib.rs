@@ -24,6 +24,7 @@
 
 pub mod cancel;
 pub mod dl;
+pub mod file;
 pub mod media;
 pub mod net;
 pub mod rt;
@@ -43,6 +44,8 @@ pub use stream::{
     StreamSeekPastEof, StreamType, WAIT_RANGE_TIMEOUT,
 };
 pub use timeline::Timeline;
+
+pub use file::{HttpFile, HttpFileConfig, HttpFileSource, HttpFileStorage};
 
 pub use media::{
     AudioCodec, CodecMagicError, ContainerFormat, MediaInfo, audio_codec_supports_fmp4_packaging,
