@@ -19,6 +19,20 @@
 //! | `reqwest` (implies `tokio`, default) | [`backends::reqwest::ReqwestClient`] |
 //! | `async-std` | [`backends::async_std::AsyncStdRuntime`] |
 //! | `surf` (implies `async-std`) | [`backends::surf::SurfClient`] |
+//!
+//! ## The sync side
+//!
+//! Async producers write into a [`storage::StorageResource`]; sync readers
+//! read it through a [`Stream`] (`std::io::Read + Seek`, or
+//! `futures::io::AsyncRead + AsyncSeek`) over a [`Source`] such as
+//! [`StorageSource`]. The two halves share only the resource: writes,
+//! commit, failure and cancellation notify one `event_listener::Event`, and
+//! readers wait on it with a deadline (no polling). [`Stream::try_read`]
+//! waits at most [`MAX_WAIT_SPINS`] × [`WAIT_RANGE_TIMEOUT`]; `Read` blocks
+//! until data, the true end, an error or cancellation.
+//!
+//! The modules `error`, `source`, `stream` and `timeline` are private; their
+//! public names are re-exported at the crate root.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -627,3 +627,304 @@ where
         Poll::Ready(Ok(new_pos))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    type WaitHook = Box<dyn FnMut(&Timeline) + Send + Sync>;
+
+    /// A scripted source: `wait_range` pops `waits` (then repeats `default`).
+    struct Mock {
+        waits: VecDeque<Result<WaitOutcome, SourceError>>,
+        default: fn() -> Result<WaitOutcome, SourceError>,
+        data: Vec<u8>,
+        len: Option<u64>,
+        pos: AtomicU64,
+        timeline: Timeline,
+        wait_calls: AtomicUsize,
+        read_calls: AtomicUsize,
+        on_wait: Option<WaitHook>,
+        reads: VecDeque<ReadOutcome>,
+    }
+
+    impl Mock {
+        fn new(data: &[u8]) -> Self {
+            Self {
+                waits: VecDeque::new(),
+                default: || Ok(WaitOutcome::Ready),
+                data: data.to_vec(),
+                len: Some(data.len() as u64),
+                pos: AtomicU64::new(0),
+                timeline: Timeline::new(),
+                wait_calls: AtomicUsize::new(0),
+                read_calls: AtomicUsize::new(0),
+                on_wait: None,
+                reads: VecDeque::new(),
+            }
+        }
+    }
+
+    impl Source for Mock {
+        fn wait_range(
+            &mut self,
+            _: Range<u64>,
+            _: Option<Duration>,
+        ) -> crate::StreamResult<WaitOutcome> {
+            self.wait_calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(h) = self.on_wait.as_mut() {
+                h(&self.timeline);
+            }
+            Ok(self.waits.pop_front().unwrap_or_else(self.default)?)
+        }
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> crate::StreamResult<ReadOutcome> {
+            self.read_calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(r) = self.reads.pop_front() {
+                return Ok(r);
+            }
+            let off = offset as usize;
+            if off >= self.data.len() {
+                return Ok(ReadOutcome::Eof);
+            }
+            let n = buf.len().min(self.data.len() - off);
+            buf[..n].copy_from_slice(&self.data[off..off + n]);
+            Ok(ReadOutcome::Bytes(NonZeroUsize::new(n).unwrap()))
+        }
+        fn position(&self) -> u64 {
+            self.pos.load(Ordering::SeqCst)
+        }
+        fn set_position(&self, pos: u64) {
+            self.pos.store(pos, Ordering::SeqCst);
+        }
+        fn advance(&self, n: u64) {
+            self.pos.fetch_add(n, Ordering::SeqCst);
+        }
+        fn len(&self) -> Option<u64> {
+            self.len
+        }
+        fn phase_at(&self, _: Range<u64>) -> SourcePhase {
+            SourcePhase::Waiting
+        }
+        fn timeline(&self) -> Timeline {
+            self.timeline.clone()
+        }
+    }
+
+    struct M;
+    impl StreamType for M {
+        type Config = Mock;
+        type Source = Mock;
+        fn create(c: Mock) -> impl Future<Output = Result<Mock, SourceError>> + Send {
+            std::future::ready(Ok(c))
+        }
+    }
+
+    fn stream(m: Mock) -> Stream<M> {
+        futures::executor::block_on(Stream::<M>::new(m)).unwrap()
+    }
+
+    #[test]
+    fn read_retries_interrupted_when_not_flushing() {
+        let mut m = Mock::new(b"ABCD");
+        m.waits = [Ok(WaitOutcome::Interrupted), Ok(WaitOutcome::Ready)].into();
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        assert_eq!(s.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"ABCD");
+        assert_eq!(s.timeline().segment_position(), 0);
+        assert_eq!(s.position(), 4);
+    }
+
+    #[test]
+    fn try_read_returns_seek_pending_when_flushing() {
+        let mut m = Mock::new(b"ABCD");
+        m.default = || Ok(WaitOutcome::Interrupted);
+        let _ = m.timeline.initiate_seek(Duration::from_secs(1));
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Pending(PendingReason::SeekPending)
+        );
+        let e = s.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(
+            e.get_ref().unwrap().downcast_ref::<PendingReason>(),
+            Some(&PendingReason::SeekPending)
+        );
+    }
+
+    #[test]
+    fn try_read_returns_seek_pending_when_epoch_changes_after_wait() {
+        let mut m = Mock::new(b"ABCD");
+        m.on_wait = Some(Box::new(|tl| {
+            let _ = tl.initiate_seek(Duration::from_secs(2));
+            tl.complete_seek(tl.seek_epoch());
+        }));
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Pending(PendingReason::SeekPending)
+        );
+        assert_eq!(s.source().read_calls.load(Ordering::SeqCst), 0);
+        assert_eq!(s.position(), 0);
+    }
+
+    #[test]
+    fn try_read_budget_is_max_wait_spins() {
+        let mut m = Mock::new(b"ABCD");
+        m.default = || Err(SourceError::WaitBudgetExceeded);
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitBudgetExhausted))
+        );
+        assert_eq!(
+            s.source().wait_calls.load(Ordering::SeqCst),
+            MAX_WAIT_SPINS as usize
+        );
+    }
+
+    #[test]
+    fn try_read_interrupted_without_flush_exhausts_shared_budget() {
+        let mut m = Mock::new(b"ABCD");
+        m.default = || Ok(WaitOutcome::Interrupted);
+        m.waits = [Err(SourceError::WaitBudgetExceeded)].into();
+        let mut s = stream(m);
+        assert_eq!(
+            s.try_read(&mut [0u8; 2]).unwrap(),
+            StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitInterrupted))
+        );
+        assert_eq!(
+            s.source().wait_calls.load(Ordering::SeqCst),
+            MAX_WAIT_SPINS as usize
+        );
+    }
+
+    #[test]
+    fn try_read_retry_is_not_counted_and_other_pending_is_verbatim() {
+        let mut m = Mock::new(b"ABCD");
+        m.reads = std::iter::repeat_n(ReadOutcome::Pending(PendingReason::Retry), 80)
+            .chain([ReadOutcome::Pending(PendingReason::NotReady(
+                NotReadyCause::SourcePending,
+            ))])
+            .collect();
+        let mut s = stream(m);
+        assert_eq!(
+            s.try_read(&mut [0u8; 2]).unwrap(),
+            StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::SourcePending))
+        );
+        assert_eq!(s.source().read_calls.load(Ordering::SeqCst), 81);
+        // Then bytes, and the outcome carries the position after the read.
+        assert_eq!(
+            s.try_read(&mut [0u8; 3]).unwrap(),
+            StreamReadOutcome::Bytes {
+                count: NonZeroUsize::new(3).unwrap(),
+                byte_position: 3
+            }
+        );
+    }
+
+    #[test]
+    fn try_read_empty_buf_and_eof_and_errors() {
+        let mut m = Mock::new(b"AB");
+        m.waits = [Ok(WaitOutcome::Eof), Err(SourceError::Cancelled)].into();
+        let mut s = stream(m);
+        assert_eq!(
+            s.try_read(&mut []).unwrap(),
+            StreamReadOutcome::Eof { byte_position: 0 }
+        );
+        assert_eq!(s.source().wait_calls.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            s.try_read(&mut [0u8; 1]).unwrap(),
+            StreamReadOutcome::Eof { byte_position: 0 }
+        );
+        let e = s.try_read(&mut [0u8; 1]).unwrap_err();
+        assert!(matches!(e.source_error(), SourceError::Cancelled));
+        assert_eq!(e.to_string(), "source error: cancelled");
+        let io: io::Error = e.into();
+        let inner = io
+            .get_ref()
+            .unwrap()
+            .downcast_ref::<StreamReadError>()
+            .unwrap();
+        assert!(matches!(inner.source_error(), SourceError::Cancelled));
+    }
+
+    #[test]
+    fn seek_updates_position() {
+        let mut s = stream(Mock::new(b"0123456789"));
+        assert_eq!(s.seek(SeekFrom::Start(3)).unwrap(), 3);
+        assert_eq!(s.position(), 3);
+        assert_eq!(s.seek(SeekFrom::Current(2)).unwrap(), 5);
+        assert_eq!(s.seek(SeekFrom::End(-1)).unwrap(), 9);
+        assert_eq!(s.seek(SeekFrom::End(0)).unwrap(), 10);
+        assert_eq!(s.stream_position().unwrap(), 10);
+    }
+
+    #[test]
+    fn seek_rules() {
+        let mut s = stream(Mock::new(b"0123456789"));
+        s.seek(SeekFrom::Start(4)).unwrap();
+        let e = s.seek(SeekFrom::Current(-5)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let e = s.seek(SeekFrom::Start(11)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            e.get_ref().unwrap().downcast_ref::<StreamSeekPastEof>(),
+            Some(&StreamSeekPastEof {
+                current_pos: 4,
+                len: 10,
+                new_pos: 11
+            })
+        );
+        assert_eq!(
+            e.to_string(),
+            "seek past EOF: new_pos=11 len=10 current_pos=4"
+        );
+        assert_eq!(s.position(), 4);
+        let e = s.seek(SeekFrom::Current(i64::MAX)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // Unknown length that never becomes known: Unsupported (default wait_len).
+        let mut m = Mock::new(b"");
+        m.len = None;
+        let mut s = stream(m);
+        assert_eq!(
+            s.seek(SeekFrom::End(0)).unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
+        // Unknown length: seeking anywhere forward is allowed.
+        assert_eq!(s.seek(SeekFrom::Start(u64::MAX)).unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn pending_snapshot_display() {
+        let p = StreamPending {
+            reason: PendingReason::SeekPending,
+            pos: 1,
+            want: 2,
+            len: Some(3),
+            phase: SourcePhase::Seeking,
+            epoch: 4,
+            flushing: true,
+        };
+        assert_eq!(
+            p.to_string(),
+            "seek pending: pos=1 want=2 len=Some(3) phase=Seeking epoch=4 flushing=true"
+        );
+    }
+
+    #[test]
+    fn async_poll_hooks_default_to_unsupported() {
+        let mut s = stream(Mock::new(b"AB"));
+        let mut buf = [0u8; 2];
+        let e = futures::executor::block_on(futures::io::AsyncReadExt::read(&mut s, &mut buf))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    }
+}

@@ -1,8 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! StorageResource: basics, waits and wakeups, lifecycle, file backend, stress.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -184,14 +183,22 @@ fn commit_trims_bytes_past_final_len() {
     assert_eq!(r.read_at(5, &mut buf).unwrap(), 0);
 }
 
-fn blocked_waiter(
-    r: &StorageResource,
-) -> thread::JoinHandle<(Result<WaitOutcome, StorageError>, Duration)> {
+/// A thread blocked in `wait_range(0..10, None)`; its result arrives on the
+/// channel, so the test's join is bounded by `recv_timeout`.
+fn blocked_waiter(r: &StorageResource) -> mpsc::Receiver<Result<WaitOutcome, StorageError>> {
     let r = r.clone();
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let start = Instant::now();
-        (r.wait_range(0..10, None), start.elapsed())
-    })
+        let _ = tx.send(r.wait_range(0..10, None));
+    });
+    rx
+}
+
+fn bounded_join(
+    rx: &mpsc::Receiver<Result<WaitOutcome, StorageError>>,
+) -> Result<WaitOutcome, StorageError> {
+    rx.recv_timeout(Duration::from_secs(2))
+        .expect("waiter not woken within 2 s")
 }
 
 #[test]
@@ -201,7 +208,7 @@ fn cancel_wakes_a_blocked_waiter_promptly() {
         thread::sleep(Duration::from_millis(50));
         let t0 = Instant::now();
         r.cancel_token().cancel();
-        let (res, _) = h.join().unwrap();
+        let res = bounded_join(&h);
         assert!(t0.elapsed() < Duration::from_secs(1), "{name}: slow wake");
         assert!(
             matches!(res, Err(StorageError::Cancelled)),
@@ -224,7 +231,7 @@ fn parent_cancel_wakes_a_waiter_on_a_child_token() {
     let h = blocked_waiter(&r);
     thread::sleep(Duration::from_millis(20));
     parent.cancel();
-    assert!(matches!(h.join().unwrap().0, Err(StorageError::Cancelled)));
+    assert!(matches!(bounded_join(&h), Err(StorageError::Cancelled)));
 }
 
 #[test]
@@ -234,7 +241,7 @@ fn fail_wakes_a_blocked_waiter_promptly() {
         thread::sleep(Duration::from_millis(50));
         let t0 = Instant::now();
         r.fail("boom");
-        let (res, _) = h.join().unwrap();
+        let res = bounded_join(&h);
         assert!(t0.elapsed() < Duration::from_secs(1), "{name}");
         assert!(
             matches!(&res, Err(StorageError::Failed(m)) if m == "boom"),
@@ -449,7 +456,6 @@ fn stress_concurrent_writers_and_waiters() {
                     })
                 })
                 .collect();
-            let done = Arc::new(AtomicBool::new(false));
             let readers: Vec<_> = (0..8u64)
                 .map(|k| {
                     let r = r.clone();
@@ -482,8 +488,74 @@ fn stress_concurrent_writers_and_waiters() {
             for h in readers {
                 h.join().unwrap();
             }
-            done.store(true, Ordering::SeqCst);
             assert_eq!(r.len(), Some(total), "{name}");
         }
+    }
+}
+
+/// Races a blocking waiter against the wake-up in every order many times:
+/// a lost wake-up would hang the join (bounded by the channel timeout).
+#[test]
+fn stress_no_lost_wakeups() {
+    for i in 0..600u32 {
+        let r = StorageResource::memory(CancelToken::new());
+        let (tx, rx) = mpsc::channel();
+        let waiter = {
+            let r = r.clone();
+            thread::spawn(move || {
+                let _ = tx.send(r.wait_range(0..4, None));
+            })
+        };
+        if i % 3 == 0 {
+            thread::yield_now();
+        }
+        let expect_ok = match i % 4 {
+            0 => {
+                r.cancel_token().cancel();
+                false
+            }
+            1 => {
+                r.fail("x");
+                false
+            }
+            2 => {
+                r.write_at(0, b"abcd").unwrap();
+                true
+            }
+            _ => {
+                r.commit(Some(0)).unwrap();
+                true
+            }
+        };
+        let res = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("lost wake-up");
+        assert_eq!(res.is_ok(), expect_ok, "round {i}: {res:?}");
+        waiter.join().unwrap();
+    }
+}
+
+#[test]
+fn stress_many_waiters_one_notifier() {
+    let r = StorageResource::memory(CancelToken::new());
+    let waiters: Vec<_> = (0..32u64)
+        .map(|k| {
+            let r = r.clone();
+            thread::spawn(move || {
+                for j in 0..50u64 {
+                    let off = (k * 50 + j) * 10;
+                    assert_eq!(
+                        r.wait_range(off..off + 10, soon(20_000)).unwrap(),
+                        WaitOutcome::Ready
+                    );
+                }
+            })
+        })
+        .collect();
+    for i in (0..32 * 50u64).rev() {
+        r.write_at(i * 10, &[1u8; 10]).unwrap();
+    }
+    for w in waiters {
+        w.join().unwrap();
     }
 }

@@ -30,7 +30,7 @@ pub const SIDECAR_SUFFIX: &str = ".ranges";
 /// resource: the writer keeps one clone, the reader another.
 ///
 /// # Backends
-/// - [`memory`](Self::memory) / [`from_bytes`](Self::from_bytes): 64 KiB pages
+/// - [`memory`](Self::memory) / [`from_bytes`](Self::from_bytes): 1 MiB pages
 ///   allocated only where bytes are written (growth is driven by writes,
 ///   never by an announced length).
 /// - [`open_file`](Self::open_file): a real file with positional I/O. A
@@ -79,8 +79,7 @@ struct Inner {
     path: Option<PathBuf>,
     /// Serialises sidecar rewrites so the last snapshot taken is the last written.
     persist: Mutex<()>,
-    /// File backends write under the shared data lock (positional I/O is
-    /// thread-safe); memory writes need it exclusively.
+    /// Whether the backend is a file (sidecar bookkeeping applies).
     is_file: bool,
     _hook: CancelHook,
 }
@@ -155,7 +154,7 @@ impl StorageResource {
     /// A memory-backed resource holding `data`, already committed with
     /// `final_len = data.len()`.
     pub fn from_bytes(data: &[u8], cancel: CancelToken) -> Self {
-        let mut pages = Pages::default();
+        let pages = Pages::default();
         pages.write(0, data);
         let len = data.len() as u64;
         let mut state = State {
@@ -293,12 +292,12 @@ impl StorageResource {
                 return Err(StorageError::WriteAfterCommit);
             }
         }
-        if self.inner.is_file {
-            if let Data::File(f) = &*read_data(&self.inner.data) {
-                f.write_all_at(offset, data)?;
-            }
-        } else if let Data::Memory(pages) = &mut *write_data(&self.inner.data) {
-            pages.write(offset, data);
+        // Both backends write under the shared data lock: file I/O is
+        // positional and memory pages have their own locks. Only a commit
+        // (file truncation) takes it exclusively.
+        match &*read_data(&self.inner.data) {
+            Data::File(f) => f.write_all_at(offset, data)?,
+            Data::Memory(pages) => pages.write(offset, data),
         }
         {
             let mut st = lock(&self.inner.state);
@@ -325,6 +324,9 @@ impl StorageResource {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Hold the data lock across the check and the copy so a concurrent
+        // commit cannot truncate the file in between (lock order: data, state).
+        let data = read_data(&self.inner.data);
         let n = {
             let st = lock(&self.inner.state);
             self.health(&st)?;
@@ -339,7 +341,7 @@ impl StorageResource {
         if n == 0 {
             return Ok(0);
         }
-        match &*read_data(&self.inner.data) {
+        match &*data {
             Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
             Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
         }
