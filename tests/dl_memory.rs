@@ -1035,6 +1035,9 @@ fn dropping_every_handle_stops_the_loop() {
     drop(r);
     assert!(spawn.live() >= 1, "the loop is running");
     drop(dl);
+    // The fetch task ends just after handing over the response.
+    assert!(wait_until(LIMIT, || spawn.live() == 1));
+    std::thread::sleep(Duration::from_millis(20));
     assert_eq!(spawn.live(), 1, "a PeerHandle keeps the loop alive");
     drop(h);
     assert!(
@@ -1166,7 +1169,7 @@ impl Peer for ChaosPeer {
         Poll::Ready(Some(cmds))
     }
     fn priority(&self) -> RequestPriority {
-        if self.left.load(Ordering::SeqCst) % 2 == 0 {
+        if self.left.load(Ordering::SeqCst).is_multiple_of(2) {
             RequestPriority::High
         } else {
             RequestPriority::Low
@@ -1279,4 +1282,52 @@ fn exactly_once_on_complete_under_random_cancellation() {
         );
     }
     assert!(total_handed > 100);
+}
+
+/// Runs the first task (the loop) and drops every later one unpolled, like
+/// an executor shutting down.
+struct DropTasks {
+    inner: PoolSpawn,
+    seen: AtomicUsize,
+}
+
+impl kithara_stream::rt::Spawn for DropTasks {
+    fn spawn(&self, task: kithara_stream::rt::BoxFuture<'static, ()>) {
+        if self.seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.inner.spawn(task);
+        } else {
+            drop(task);
+        }
+    }
+    fn sleep(&self, d: Duration) -> kithara_stream::rt::BoxFuture<'static, ()> {
+        sleep(d)
+    }
+}
+
+#[test]
+fn tasks_dropped_by_the_executor_still_complete_once() {
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/x", &b"abc"[..]);
+    let spawn = Arc::new(DropTasks {
+        inner: PoolSpawn::new(),
+        seen: AtomicUsize::new(0),
+    });
+    let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(mem)).max_concurrent(2));
+    let done = Completions::default();
+    let peer = QueuePeer::new(false);
+    let h = dl.register(peer.clone());
+    peer.push(
+        (0..5)
+            .map(|i| FetchCmd::get(url("/x")).on_complete(done.cb(i)))
+            .collect(),
+    );
+    let all = done.wait(5);
+    assert!(
+        all.iter()
+            .all(|c| matches!(c.error, Some(NetError::Cancelled)))
+    );
+    // Their slots came back: imperative work is answered (Cancelled) too.
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/x"))));
+    assert!(matches!(r, Err(NetError::Cancelled)));
+    assert!(wait_until(LIMIT, || dl.inflight() == 0));
 }

@@ -237,10 +237,10 @@ fn read_head_and(stream: &mut TcpStream, want: usize) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            if raw.len() - (end + 4) >= want {
-                return raw;
-            }
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+            && raw.len() - (end + 4) >= want
+        {
+            return raw;
         }
         assert!(Instant::now() < deadline, "no data in time");
         match stream.read(&mut buf) {

@@ -96,10 +96,10 @@ fn handle(
             if line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("range") {
-                    range = parse_range(value.trim(), body.len() as u64);
-                }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("range")
+            {
+                range = parse_range(value.trim(), body.len() as u64);
             }
         }
         let len = body.len() as u64;

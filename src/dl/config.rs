@@ -50,18 +50,18 @@ pub struct DownloaderConfig {
     /// (default 5). `0` pauses dispatch: commands are accepted and queue up.
     pub max_concurrent: usize,
     /// After this long without response headers a `LoadSlow` event is
-    /// published; the request continues (default 2 s).
+    /// published; the request continues (default 2 s; zero: never).
     pub soft_timeout: Duration,
     /// Demand work (slots of `Low` peers) waits this long before each
     /// dispatch round; urgent work preempts the wait (default zero).
     pub demand_throttle: Duration,
     /// A body that yields no byte for this long fails with
     /// `NetError::Timeout { kind: Inactivity }` (then resumes, if retries
-    /// are left) (default 30 s).
+    /// are left) (default 30 s; zero: no inactivity timeout).
     pub inactivity_timeout: Duration,
     /// An attempt that gets no response headers within this long fails with
     /// `NetError::Timeout { kind: Headers }`, which is retried (default 30 s,
-    /// the same patience as for a stalled body).
+    /// the same patience as for a stalled body; zero: no headers timeout).
     pub request_timeout: Duration,
     /// Retries before the body and resumes after a mid-body failure
     /// (default: 3, 100 ms base, 5 s cap).

@@ -113,7 +113,9 @@ impl Drop for DownloaderInner {
 /// [`Spawn`](crate::rt::Spawn). The loop ends, delivering every queued
 /// command as cancelled, when the config's cancel token fires or when the
 /// last `Downloader` **and** the last [`PeerHandle`] are dropped. It never
-/// keeps itself alive: it holds no handle. (A [`Peer`] that holds its own
+/// keeps itself alive: it holds no handle. Shutting down also cancels
+/// every request in flight, including bodies returned by
+/// [`PeerHandle::execute`] that are still being read. (A [`Peer`] that holds its own
 /// `PeerHandle` would form a cycle; hold the handle next to the peer instead.)
 ///
 /// ```
@@ -429,5 +431,26 @@ impl PeerHandle {
         Downloader {
             inner: self.inner.dl.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use event_listener::Listener;
+    use std::time::Duration;
+
+    #[test]
+    fn signal_keeps_a_notify_that_came_before_the_wait() {
+        let s = Signal::new();
+        assert!(!s.take());
+        s.notify();
+        // The waiter checks the permit after listening: the early notify is not lost.
+        let l = s.listen();
+        assert!(s.take());
+        assert!(!s.take());
+        // A notify after listening wakes the listener.
+        s.notify();
+        assert!(l.wait_timeout(Duration::from_secs(5)).is_some());
     }
 }

@@ -214,6 +214,18 @@ async fn race_cancel<F: Future>(cancel: &CancelGroup, fut: F) -> Result<F::Outpu
     }
 }
 
+/// [`rt::timeout`], except that a zero duration means no timeout.
+async fn timeout_unless_zero<F: Future>(
+    spawn: &dyn crate::rt::Spawn,
+    duration: std::time::Duration,
+    fut: F,
+) -> Result<F::Output, rt::Elapsed> {
+    if duration.is_zero() {
+        return Ok(fut.await);
+    }
+    rt::timeout(spawn, duration, fut).await
+}
+
 fn invalid(url: &Url, reason: String) -> NetError {
     NetError::InvalidResponse {
         url: url.clone(),
@@ -242,7 +254,7 @@ impl Request {
             let resp = cfg.client.send(req).await?;
             resp.error_for_status(&self.url).await
         };
-        let timed = rt::timeout(&*cfg.spawn, cfg.request_timeout, exchange);
+        let timed = timeout_unless_zero(&*cfg.spawn, cfg.request_timeout, exchange);
         match race_cancel(&self.cancel, timed).await? {
             Ok(result) => result,
             Err(rt::Elapsed) => Err(NetError::Timeout {
@@ -261,7 +273,10 @@ impl Request {
                 Ok(resp) => break resp,
                 Err(e) => e,
             };
-            if !policy.should_retry(attempt, &error) || self.cancel.is_cancelled() {
+            if self.cancel.is_cancelled() {
+                return Err(NetError::Cancelled);
+            }
+            if !policy.should_retry(attempt, &error) {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(attempt);
@@ -335,16 +350,16 @@ impl Reader {
         let content_length = crate::net::header_u64(headers, header::CONTENT_LENGTH);
         let (pos, end, total) = if status == StatusCode::PARTIAL_CONTENT {
             let cr = parse_content_range(&req.url, headers)?;
-            if let Some(asked) = req.range {
-                if cr.first() != asked.start() {
-                    return Err(invalid(
-                        &req.url,
-                        format!(
-                            "asked for {asked}, got Content-Range starting at {}",
-                            cr.first()
-                        ),
-                    ));
-                }
+            if let Some(asked) = req.range
+                && cr.first() != asked.start()
+            {
+                return Err(invalid(
+                    &req.url,
+                    format!(
+                        "asked for {asked}, got Content-Range starting at {}",
+                        cr.first()
+                    ),
+                ));
             }
             (cr.first(), Some(cr.last() + 1), cr.complete_length())
         } else {
@@ -389,7 +404,7 @@ impl Reader {
         let url = &self.req.url;
         loop {
             let cfg = &self.req.shared.cfg;
-            let next = rt::timeout(&*cfg.spawn, cfg.inactivity_timeout, self.stream.next());
+            let next = timeout_unless_zero(&*cfg.spawn, cfg.inactivity_timeout, self.stream.next());
             let item = match race_cancel(&self.req.cancel, next).await? {
                 Err(rt::Elapsed) => {
                     return Err(NetError::Timeout {
@@ -441,7 +456,10 @@ impl Reader {
     async fn resume(&mut self, mut error: NetError) -> Result<(), NetError> {
         let policy = self.req.shared.cfg.retry;
         loop {
-            if !policy.should_retry(self.resumes, &error) || self.req.cancel.is_cancelled() {
+            if self.req.cancel.is_cancelled() {
+                return Err(NetError::Cancelled);
+            }
+            if !policy.should_retry(self.resumes, &error) {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(self.resumes);

@@ -57,8 +57,10 @@ pub use crate::net::RequestMethod;
 
 use crate::net::NetError;
 
-/// Receives each body chunk of a streaming command, in order. An `Err`
-/// aborts the fetch with [`NetError::Writer`].
+/// Receives each body chunk of a streaming command, in order, each byte
+/// once (also across resumes). An `Err` aborts the fetch with
+/// [`NetError::Writer`]. It runs on the executor's thread: keep it quick
+/// (a memory copy or a `write_at` into storage), never block on I/O waits.
 pub type WriterFn = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send>;
 
 /// Receives the response headers once, after validation and before the

@@ -335,10 +335,10 @@ impl Registry {
 
     /// Bookkeeping for an entry leaving the slots (dispatched or dropped).
     fn left(&mut self, entry: &Entry) {
-        if entry.is_streaming() {
-            if let Some(p) = self.peers.iter_mut().find(|p| p.id == entry.peer) {
-                p.queued = p.queued.saturating_sub(1);
-            }
+        if entry.is_streaming()
+            && let Some(p) = self.peers.iter_mut().find(|p| p.id == entry.peer)
+        {
+            p.queued = p.queued.saturating_sub(1);
         }
     }
 
