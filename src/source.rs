@@ -377,10 +377,10 @@ impl Source for StorageSource {
             return SourcePhase::Seeking;
         }
         let len = self.storage.len_hint();
-        if let Some(len) = len {
-            if range.start >= len {
-                return SourcePhase::Eof;
-            }
+        if let Some(len) = len
+            && range.start >= len
+        {
+            return SourcePhase::Eof;
         }
         let end = len.map_or(range.end, |l| range.end.min(l));
         if self.storage.contains_range(range.start..end) {

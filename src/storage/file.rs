@@ -251,10 +251,10 @@ pub(crate) fn load_sidecar(path: &Path) -> Result<Option<SidecarState>, StorageE
 
 /// Opens (creating if needed) `path` for reading and writing.
 pub(crate) fn open_rw(path: &Path) -> io::Result<File> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            fs::create_dir_all(parent)?;
-        }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
     }
     OpenOptions::new()
         .read(true)

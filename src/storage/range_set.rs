@@ -67,11 +67,11 @@ impl RangeSet {
         for s in tail {
             self.map.remove(&s);
         }
-        if let Some((&s, e)) = self.map.iter_mut().next_back() {
-            if *e > len {
-                *e = len;
-                debug_assert!(s < len);
-            }
+        if let Some((&s, e)) = self.map.iter_mut().next_back()
+            && *e > len
+        {
+            *e = len;
+            debug_assert!(s < len);
         }
     }
 
