@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dl_common::*;
 use http::StatusCode;
-use kithara_stream::dl::{Downloader, DownloaderConfig};
+use kithara_stream::dl::{CancelReason, Downloader, DownloaderConfig, DownloaderEvent};
 use kithara_stream::net::{HttpClient, MemoryClient, MemoryResource, NetError, RetryPolicy};
 use kithara_stream::{
     AudioCodec, ContainerFormat, HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError,
@@ -112,6 +112,7 @@ fn seek_reaims_with_a_range_request_and_fills_gaps() {
     );
     let dl = downloader(&spawn, FirstThen::new(stalling, client.clone()));
     let mut s = open(&dl).unwrap();
+    let events = s.source().peer().unwrap().subscribe();
     s.set_read_timeout(Some(LIMIT));
     let h = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1000];
@@ -123,6 +124,21 @@ fn seek_reaims_with_a_range_request_and_fills_gaps() {
     assert_eq!(&buf[..], &body[1_500_000..1_501_000]);
     let reqs = client.requests();
     assert_eq!(reqs[0].range.as_deref(), Some("bytes=1500000-"), "{reqs:?}");
+    // The stalled first fetch was cancelled through its epoch token, once.
+    let deadline = Instant::now() + LIMIT;
+    let mut epoch_cancels = 0;
+    while Instant::now() < deadline {
+        match events.recv_timeout(Duration::from_millis(200)) {
+            Some(DownloaderEvent::RequestCancelled { reason, .. }) => {
+                assert_eq!(reason, CancelReason::EpochCancel);
+                epoch_cancels += 1;
+            }
+            Some(_) => {}
+            None if epoch_cancels > 0 => break,
+            None => {}
+        }
+    }
+    assert_eq!(epoch_cancels, 1);
     // The gaps are filled afterwards and the resource commits.
     let src = s.source();
     assert!(wait_until(LIMIT, || src.is_complete()));

@@ -521,3 +521,75 @@ impl Peer for FilePeer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(
+            Url::parse("http://127.0.0.1/x").unwrap(),
+            HeaderMap::new(),
+            StorageResource::memory(CancelToken::new()),
+            Timeline::new(),
+            16,
+            None,
+        ))
+    }
+
+    #[test]
+    fn priority_is_high_while_playing() {
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        assert_eq!(peer.priority(), RequestPriority::Low);
+        s.timeline.set_playing(true);
+        assert_eq!(peer.priority(), RequestPriority::High);
+        s.timeline.set_playing(false);
+        assert_eq!(peer.priority(), RequestPriority::Low);
+    }
+
+    #[test]
+    fn plans_one_fetch_at_a_time_and_reaims_through_the_waker() {
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        let woken = Arc::new(AtomicU64::new(0));
+        let waker = futures::task::waker(Arc::new(Count(woken.clone())));
+        let mut cx = Context::from_waker(&waker);
+        let Poll::Ready(Some(first)) = peer.poll_next(&mut cx) else {
+            panic!("expected a first fetch");
+        };
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].range, None);
+        let token = first[0].cancel.clone().unwrap();
+        assert!(peer.poll_next(&mut cx).is_pending());
+        // Within the window of the running fetch: no re-aim.
+        s.want(10);
+        assert!(!token.is_cancelled());
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        // Far ahead: the old fetch is cancelled and the peer woken.
+        s.want(1000);
+        assert!(token.is_cancelled());
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        let Poll::Ready(Some(next)) = peer.poll_next(&mut cx) else {
+            panic!("expected a re-aimed fetch");
+        };
+        assert_eq!(next[0].range, Some(RangeSpec::from_start(1000)));
+        assert_eq!(next[0].priority, Some(RequestPriority::High));
+    }
+
+    #[test]
+    fn generic_mimes() {
+        assert!(is_generic_mime("application/octet-stream; x=y"));
+        assert!(is_generic_mime(""));
+        assert!(!is_generic_mime("audio/mpeg"));
+        assert!(media_from_magic(b"fLaC\0\0\0\x22").is_some());
+        assert!(media_from_magic(b"<htm").is_none());
+    }
+
+    struct Count(Arc<AtomicU64>);
+    impl futures::task::ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
