@@ -236,6 +236,24 @@ backend_tests! {
         assert_eq!(s.source().media_info().unwrap().container, Some(ContainerFormat::Wav));
     }
 
+    /// `AsyncRead + AsyncSeek` on the executor itself: no blocking, same bytes.
+    fn async_read_and_seek_on_the_executor(env) {
+        use futures::io::{AsyncReadExt, AsyncSeekExt};
+        let server = TestServer::start();
+        let body = pseudo_random(1 << 20, 20);
+        server.add("/async", Resource::new(body.clone()).throttle(4 << 20));
+        let dl = downloader(&env, 4);
+        let mut s = open(&dl, &server.url("/async")).await.unwrap();
+        let mut buf = vec![0u8; 5000];
+        AsyncSeekExt::seek(&mut s, SeekFrom::Start(900_000)).await.unwrap();
+        AsyncReadExt::read_exact(&mut s, &mut buf).await.unwrap();
+        assert_same(&buf, &body[900_000..905_000]);
+        AsyncSeekExt::seek(&mut s, SeekFrom::Start(0)).await.unwrap();
+        let mut all = Vec::new();
+        AsyncReadExt::read_to_end(&mut s, &mut all).await.unwrap();
+        assert_same(&all, &body[..]);
+    }
+
     /// An HTML error page, a 404, a 500 and a refused connection are typed
     /// errors from `Stream::new`.
     fn error_pages_and_statuses_are_typed_errors_from_new(env) {

@@ -222,15 +222,16 @@ impl Shared {
             Terminal::Net(e) => e.to_string(),
             Terminal::Storage(s) => s.clone(),
         };
-        {
+        let active = {
             let mut st = lock(&self.state);
             if st.error.is_some() || st.done {
                 return;
             }
             st.error = Some(error);
-            if let Some(a) = st.active.take() {
-                a.token.cancel();
-            }
+            st.active.take()
+        };
+        if let Some(a) = active {
+            a.token.cancel();
         }
         self.storage.fail(msg);
     }
