@@ -217,6 +217,29 @@ backend_tests! {
         assert!(s.source().is_complete());
     }
 
+    /// A server that ignores Range and drops connections: the downloader
+    /// cannot resume (it gets 200, not 206), so the peer starts a new fetch
+    /// from the first missing byte and skips the body to it.
+    fn server_ignoring_range_that_drops_connections(env) {
+        let server = TestServer::start();
+        let body = pseudo_random(1 << 20, 21);
+        server.add(
+            "/norange-drop",
+            Resource::new(body.clone())
+                .ignore_range()
+                .then(Cut::DropAfter(300_000))
+                .then(Cut::DropAfter(500_000))
+                .then(Cut::DropAfter(700_000)),
+        );
+        let dl = downloader(&env, 4);
+        let mut s = open(&dl, &server.url("/norange-drop")).await.unwrap();
+        let got = blocking(move || read_to_end(&mut s).unwrap()).await;
+        assert_same(&got, &body[..]);
+        let ranges = server.stats().ranges_for("/norange-drop");
+        assert!(ranges.len() >= 4, "{ranges:?}");
+        assert!(ranges.contains(&Some("bytes=300000-".to_owned())), "{ranges:?}");
+    }
+
     /// Chunked transfer with no length: read to the end; the length becomes
     /// known then and the resource commits with it.
     fn chunked_without_length(env) {

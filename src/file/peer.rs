@@ -297,6 +297,7 @@ impl Shared {
             ranged,
             offset: start,
             reject: None,
+            stored: 0,
             frontier,
             token: token.clone(),
         }));
@@ -420,6 +421,7 @@ impl Shared {
             self.storage
                 .write_at(off + skip as u64, &chunk[skip..])
                 .map_err(io::Error::other)?;
+            ctx.stored += (chunk.len() - skip) as u64;
         }
         ctx.offset = off + n;
         ctx.frontier.store(ctx.offset, Ordering::Release);
@@ -429,8 +431,15 @@ impl Shared {
 
     /// The fetch ended (exactly once): learn the length of an unsized
     /// body, count failures, and wake the peer to plan what is next.
-    fn on_complete(&self, ctx: &Mutex<FetchCtx>, bytes: u64, err: Option<&NetError>) {
-        let (id, start, end, offset, reject, stale) = {
+    ///
+    /// Peer-level retries (a new fetch from the first missing byte) follow
+    /// retryable errors and a failed resume after progress (e.g. a server
+    /// that ignores `Range` dropped the connection: the downloader cannot
+    /// resume that, a new request skipping to the offset can); they stop
+    /// after [`MAX_FETCH_FAILURES`] failed fetches in a row that stored
+    /// nothing new.
+    fn on_complete(&self, ctx: &Mutex<FetchCtx>, _bytes: u64, err: Option<&NetError>) {
+        let (id, start, end, offset, reject, stored, stale) = {
             let mut c = lock(ctx);
             (
                 c.id,
@@ -438,9 +447,11 @@ impl Shared {
                 c.end,
                 c.offset,
                 c.reject.take(),
+                c.stored,
                 c.token.is_cancelled(),
             )
         };
+        let rejected = reject.is_some();
         let error = reject.or_else(|| err.cloned());
         let mut fatal = None;
         {
@@ -470,8 +481,14 @@ impl Shared {
                     // The resource ends at or before `start`.
                     st.limit = Some(st.limit.map_or(start, |l| l.min(start)));
                 }
-                Some(e) if e.is_retryable() && st.headers_known => {
-                    if bytes > 0 {
+                Some(e)
+                    if st.headers_known
+                        && (e.is_retryable()
+                            || (!rejected
+                                && stored > 0
+                                && matches!(e, NetError::InvalidResponse { .. }))) =>
+                {
+                    if stored > 0 {
                         st.failures = 0;
                     }
                     st.failures += 1;
@@ -500,6 +517,8 @@ struct FetchCtx {
     /// Resource offset of the next body byte.
     offset: u64,
     reject: Option<NetError>,
+    /// Bytes this fetch stored (skipped ones not counted): its progress.
+    stored: u64,
     frontier: Arc<AtomicU64>,
     token: CancelToken,
 }
