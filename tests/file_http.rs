@@ -154,7 +154,10 @@ backend_tests! {
         // At 256 KiB/s the sequential download needs 16 s to reach the target.
         server.add("/slow", Resource::new(body.clone()).throttle(256 * 1024).header_delay(Duration::from_millis(50)));
         let dl = downloader(&env, 4);
+        let opened = Instant::now();
         let mut s = open(&dl, &server.url("/slow")).await.unwrap();
+        // `new` resolves with the headers, not with the body.
+        assert!(opened.elapsed() < Duration::from_secs(3), "open took {:?}", opened.elapsed());
         let target = 3_900_000u64;
         let b = body.clone();
         let (s, took) = blocking(move || {

@@ -234,10 +234,13 @@ impl HttpFileSource {
         self.shared.ranges_supported()
     }
 
-    /// Marks the timeline playing (the peer's fetches then run at
-    /// `RequestPriority::High`) or not.
+    /// Marks the timeline playing (the peer then reports
+    /// `RequestPriority::High`, and its queued fetches move slot at once)
+    /// or not. Setting the flag on the [`timeline`](Source::timeline)
+    /// directly works too; the downloader then notices on its next pass.
     pub fn set_playing(&self, playing: bool) {
         self.shared.timeline.set_playing(playing);
+        self.shared.wake();
     }
 
     /// The peer's handle (events with `subscribe`, one-off requests), or

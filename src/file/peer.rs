@@ -210,7 +210,8 @@ impl Shared {
         }
     }
 
-    fn wake(&self) {
+    /// Wakes the peer (the downloader re-reads its priority and polls it).
+    pub(crate) fn wake(&self) {
         let waker = lock(&self.state).waker.clone();
         if let Some(w) = waker {
             w.wake();
