@@ -220,6 +220,37 @@ backend_tests! {
         assert!(s.source().is_complete());
     }
 
+    /// A body that stalls (no byte for the inactivity timeout) is resumed
+    /// from the last byte written.
+    fn stalled_body_resumes(env) {
+        let server = TestServer::start();
+        let body = pseudo_random(600_000, 22);
+        server.add("/stall", Resource::new(body.clone()).then(Cut::StallAfter(123_456)));
+        let dl = Downloader::new(
+            DownloaderConfig::new(env.spawn.clone(), env.client.clone())
+                .inactivity_timeout(Duration::from_millis(300))
+                .retry(RetryPolicy::new(3, Duration::from_millis(5), Duration::from_millis(50))),
+        );
+        let mut s = open(&dl, &server.url("/stall")).await.unwrap();
+        let got = blocking(move || read_to_end(&mut s).unwrap()).await;
+        assert_same(&got, &body[..]);
+        let ranges = server.stats().ranges_for("/stall");
+        assert_eq!(ranges, vec![None, Some("bytes=123456-599999".to_owned())]);
+    }
+
+    /// Dropping `Stream::new` before the headers arrive cancels the request.
+    fn dropping_new_before_headers_cancels(env) {
+        let server = TestServer::start();
+        server.add("/late", Resource::new(pseudo_random(10_000, 23)).header_delay(Duration::from_secs(5)));
+        let dl = downloader(&env, 4);
+        let url = server.url("/late");
+        assert!(env.timeout(Duration::from_millis(300), open(&dl, &url)).await.is_err());
+        server
+            .wait_for(&*env.spawn, STEP, |s| s.requests == 1 && s.connections_closed >= 1)
+            .await
+            .expect("the server saw the connection closed");
+    }
+
     /// A server that ignores Range and drops connections: the downloader
     /// cannot resume (it gets 200, not 206), so the peer starts a new fetch
     /// from the first missing byte and skips the body to it.
