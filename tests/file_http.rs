@@ -483,3 +483,26 @@ backend_tests! {
         assert!((100_000..2 << 20).contains(&from), "resumed from {from}");
     }
 }
+
+/// Without a downloader in the config, opening builds one on the default
+/// backend (tokio + reqwest here, inside the tokio runtime).
+#[cfg(feature = "reqwest")]
+#[test]
+fn default_backend_downloader_when_none_is_given() {
+    let server = TestServer::start();
+    let body = pseudo_random(100_000, 24);
+    server.add("/d", Resource::new(body.clone()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = HttpFileConfig::from_url(server.url("/d")).read_timeout(Some(STEP));
+    let mut s = rt
+        .block_on(async { tokio::time::timeout(STEP, Stream::<HttpFile>::new(cfg)).await })
+        .unwrap()
+        .unwrap();
+    assert_same(&read_to_end(&mut s).unwrap(), &body[..]);
+    drop(s);
+    rt.shutdown_timeout(Duration::from_secs(2));
+}
