@@ -298,6 +298,7 @@ impl Shared {
             ranged,
             offset: start,
             reject: None,
+            partial: false,
             stored: 0,
             frontier,
             token: token.clone(),
@@ -361,6 +362,7 @@ impl Shared {
                     return;
                 }
                 ctx.offset = cr.first();
+                ctx.partial = true;
                 total
             }
             None => {
@@ -440,7 +442,7 @@ impl Shared {
     /// after [`MAX_FETCH_FAILURES`] failed fetches in a row that stored
     /// nothing new.
     fn on_complete(&self, ctx: &Mutex<FetchCtx>, _bytes: u64, err: Option<&NetError>) {
-        let (id, start, end, offset, reject, stored, stale) = {
+        let (id, start, end, offset, reject, stored, stale, partial) = {
             let mut c = lock(ctx);
             (
                 c.id,
@@ -450,6 +452,7 @@ impl Shared {
                 c.reject.take(),
                 c.stored,
                 c.token.is_cancelled(),
+                c.partial,
             )
         };
         let rejected = reject.is_some();
@@ -466,8 +469,10 @@ impl Shared {
             match error {
                 None => {
                     st.failures = 0;
-                    if end.is_none() && st.len.is_none() {
-                        // An unsized (chunked) body ended: that is the length.
+                    if end.is_none() && !partial && st.len.is_none() {
+                        // An unsized (chunked) 200 body ended: that is the
+                        // length. (A 206 may end early by the server's
+                        // choice; its end says nothing about the length.)
                         st.len = Some(offset);
                         self.storage.set_len_hint(Some(offset));
                     }
@@ -518,6 +523,8 @@ struct FetchCtx {
     /// Resource offset of the next body byte.
     offset: u64,
     reject: Option<NetError>,
+    /// The answer was a 206 (its end is the range's, not the resource's).
+    partial: bool,
     /// Bytes this fetch stored (skipped ones not counted): its progress.
     stored: u64,
     frontier: Arc<AtomicU64>,
