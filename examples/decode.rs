@@ -30,7 +30,9 @@ use symphonia::core::units::Time;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// symphonia reads any `Read + Seek + Send + Sync` that says whether it can
-/// seek and how long it is.
+/// seek and how long it is. (With the crate's `symphonia` feature,
+/// `Stream<T>` is such a `MediaSource` itself; this wrapper shows what it
+/// takes without the feature.)
 struct StreamSource(Stream<HttpFile>);
 
 impl Read for StreamSource {

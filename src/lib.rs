@@ -19,6 +19,7 @@
 //! | `reqwest` (implies `tokio`, default) | [`backends::reqwest::ReqwestClient`] |
 //! | `async-std` | [`backends::async_std::AsyncStdRuntime`] |
 //! | `surf` (implies `async-std`) | [`backends::surf::SurfClient`] |
+//! | `symphonia` | `symphonia_core::io::MediaSource` for [`Stream`] |
 //!
 //! ## The sync side
 //!
@@ -43,6 +44,9 @@ pub mod media;
 pub mod net;
 pub mod rt;
 pub mod storage;
+
+#[cfg(feature = "symphonia")]
+mod media_source;
 
 // The sync side: private modules, public names re-exported here.
 mod error;
