@@ -91,3 +91,18 @@ impl crate::dl::Downloader {
         Ok(Self::new(crate::dl::DownloaderConfig::default_backend()?))
     }
 }
+
+/// The downloader an [`HttpFile`](crate::HttpFile) without an explicit one
+/// uses: [`Downloader::with_default_backend`](crate::dl::Downloader::with_default_backend).
+#[cfg(any(feature = "reqwest", feature = "surf"))]
+pub(crate) fn default_downloader() -> Result<crate::dl::Downloader, crate::SourceError> {
+    crate::dl::Downloader::with_default_backend().map_err(crate::SourceError::other)
+}
+
+/// Without a backend feature there is no default downloader.
+#[cfg(not(any(feature = "reqwest", feature = "surf")))]
+pub(crate) fn default_downloader() -> Result<crate::dl::Downloader, crate::SourceError> {
+    Err(crate::SourceError::Unsupported(
+        "no downloader configured and no backend feature enabled",
+    ))
+}

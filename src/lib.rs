@@ -19,6 +19,7 @@
 //! | `reqwest` (implies `tokio`, default) | [`backends::reqwest::ReqwestClient`] |
 //! | `async-std` | [`backends::async_std::AsyncStdRuntime`] |
 //! | `surf` (implies `async-std`) | [`backends::surf::SurfClient`] |
+//! | `symphonia` | `symphonia_core::io::MediaSource` for [`Stream`] |
 //!
 //! ## The sync side
 //!
@@ -38,10 +39,14 @@
 
 pub mod cancel;
 pub mod dl;
+pub mod file;
 pub mod media;
 pub mod net;
 pub mod rt;
 pub mod storage;
+
+#[cfg(feature = "symphonia")]
+mod media_source;
 
 // The sync side: private modules, public names re-exported here.
 mod error;
@@ -57,6 +62,8 @@ pub use stream::{
     StreamSeekPastEof, StreamType, WAIT_RANGE_TIMEOUT,
 };
 pub use timeline::Timeline;
+
+pub use file::{HttpFile, HttpFileConfig, HttpFileSource, HttpFileStorage};
 
 pub use media::{
     AudioCodec, CodecMagicError, ContainerFormat, MediaInfo, audio_codec_supports_fmp4_packaging,

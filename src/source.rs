@@ -164,6 +164,13 @@ pub trait Source: Send + Sync + 'static {
     /// Tells the source which seek epoch the reader is in. Default: no-op.
     fn set_seek_epoch(&mut self, _epoch: u64) {}
 
+    /// The blocking-read timeout this source asks for (e.g. from its
+    /// config); [`Stream::from_source`](crate::Stream::from_source) starts
+    /// with it, and `Stream::set_read_timeout` overrides it. Default: `None`.
+    fn read_timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Async form of `wait_range(range, None)`: `Poll::Pending` registers
     /// `cx`'s waker to be woken on the next relevant change; never blocks the
     /// thread. Cancel-safe (dropping the caller's future loses nothing).

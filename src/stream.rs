@@ -231,11 +231,12 @@ impl<T: StreamType> Stream<T> {
         Ok(Self::from_source(T::create(config).await?))
     }
 
-    /// Wraps an already built source.
+    /// Wraps an already built source; the read timeout starts as the
+    /// source's [`Source::read_timeout`].
     pub fn from_source(source: T::Source) -> Self {
         Self {
+            read_timeout: source.read_timeout(),
             source,
-            read_timeout: None,
             _type: PhantomData,
         }
     }

@@ -142,3 +142,161 @@ fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
     };
     (first <= last).then_some((first, last))
 }
+
+/// The part every example shares once it has a stream: the detected media
+/// info, a progress line (bytes, rate) while it downloads, a few seeks
+/// checked against `source` (when known), and a checksum of the whole body
+/// compared with it; `out` copies the body to a file.
+///
+/// Blocking: call it from a plain thread (here: `main`), never from an
+/// async executor's thread.
+pub fn exercise(
+    mut stream: kithara_stream::Stream<kithara_stream::HttpFile>,
+    source: Option<&[u8]>,
+    out: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let src = stream.source();
+    println!(
+        "content-type: {}, length: {}, media: {:?}",
+        src.content_type().as_deref().unwrap_or("(none)"),
+        stream
+            .len()
+            .map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+        src.media_info()
+    );
+    let progress = Progress::start(src.storage().clone(), stream.len());
+
+    // A few seeks: far ahead of the download, back, and near the end. Each
+    // one outside the downloaded area re-aims the download with a Range
+    // request instead of waiting for it.
+    if let Some(len) = stream.len().filter(|&l| l >= 8192) {
+        for pos in [len / 2, len / 5, len * 4 / 5, len - 4096] {
+            let mut buf = vec![0u8; 4096];
+            let t = Instant::now();
+            stream.seek(SeekFrom::Start(pos))?;
+            stream.read_exact(&mut buf)?;
+            let verdict = match source {
+                Some(s) if s[pos as usize..pos as usize + 4096] == buf[..] => "matches the source",
+                Some(_) => return Err(format!("bytes at {pos} differ from the source").into()),
+                None => "read",
+            };
+            progress.note(format!(
+                "seek to {pos:>9}: 4096 bytes in {:>6.1} ms, {verdict}",
+                t.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+    }
+
+    // The whole body, in order, with a checksum (and an optional copy).
+    stream.seek(SeekFrom::Start(0))?;
+    let mut file = out.map(std::fs::File::create).transpose()?;
+    let mut hash = Fnv::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hash.update(&buf[..n]);
+        total += n as u64;
+        if let Some(f) = file.as_mut() {
+            f.write_all(&buf[..n])?;
+        }
+    }
+    progress.finish();
+    println!("media (after download): {:?}", stream.source().media_info());
+    println!("read {total} bytes, checksum {:016x}", hash.0);
+    if let Some(s) = source {
+        if s.len() as u64 != total || checksum(s) != hash.0 {
+            return Err("checksum differs from the source".into());
+        }
+        println!("checksum matches the source");
+    }
+    if let Some(path) = out {
+        println!("copied to {path}");
+    }
+    Ok(())
+}
+
+/// Streaming FNV-1a, equal to [`checksum`] over the same bytes.
+pub struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A progress line on its own thread: downloaded bytes and rate, redrawn
+/// every 100 ms until `finish` (a channel timeout, not a busy loop).
+pub struct Progress {
+    tx: std::sync::mpsc::Sender<Option<String>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub fn start(storage: kithara_stream::StorageResource, len: Option<u64>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+        let thread = thread::spawn(move || {
+            let started = Instant::now();
+            let draw = |final_line: bool| {
+                let have = storage.available().covered_len();
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                print!(
+                    "\r{have:>10} / {:>10} bytes  {:>7.2} MB/s{}",
+                    storage
+                        .len_hint()
+                        .or(len)
+                        .map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                    have as f64 / secs / 1e6,
+                    if final_line { "\n" } else { "" }
+                );
+                let _ = std::io::stdout().flush();
+            };
+            loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some(line)) => {
+                        print!("\r{:<60}\r", "");
+                        println!("{line}");
+                        draw(false);
+                    }
+                    Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        draw(true);
+                        return;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => draw(false),
+                }
+            }
+        });
+        Self {
+            tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Prints `line` above the progress line.
+    pub fn note(&self, line: String) {
+        let _ = self.tx.send(Some(line));
+    }
+
+    /// Draws the last progress line and stops.
+    pub fn finish(mut self) {
+        let _ = self.tx.send(None);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! [`HttpFileConfig`] and [`HttpFileStorage`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::dl::Downloader;
+use crate::net::{NetError, parse_url};
+
+/// Default [`HttpFileConfig::reaim_window`]: 64 KiB.
+pub const DEFAULT_REAIM_WINDOW: u64 = 64 * 1024;
+
+/// Where an [`HttpFile`](super::HttpFile) keeps the bytes it downloads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HttpFileStorage {
+    /// In memory (pages allocated only where bytes arrive); gone on drop.
+    #[default]
+    Memory,
+    /// A file at this path that acts as a cache: a complete file from an
+    /// earlier run opens with **no** network request; a partial one (it has
+    /// a `<path>.ranges` sidecar) resumes, fetching only the missing ranges.
+    /// One open stream per path at a time.
+    File(PathBuf),
+}
+
+/// How to open an [`HttpFile`](super::HttpFile): the URL, the downloader,
+/// the storage, an optional read timeout and extra request headers.
+///
+/// ```
+/// use std::time::Duration;
+/// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+///
+/// let cfg = HttpFileConfig::new("http://127.0.0.1:8080/song.mp3")?
+///     .cache_file("/tmp/song.mp3")
+///     .read_timeout(Some(Duration::from_secs(20)))
+///     .header(http::header::USER_AGENT, http::HeaderValue::from_static("demo/1.0"));
+/// assert_eq!(cfg.url().path(), "/song.mp3");
+/// assert!(matches!(cfg.storage_kind(), HttpFileStorage::File(_)));
+/// assert!(HttpFileConfig::new("not a url").is_err());
+/// # Ok::<(), kithara_stream::net::NetError>(())
+/// ```
+#[derive(Clone)]
+pub struct HttpFileConfig {
+    pub(crate) url: Url,
+    pub(crate) downloader: Option<Downloader>,
+    pub(crate) storage: HttpFileStorage,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) reaim_window: u64,
+}
+
+impl fmt::Debug for HttpFileConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFileConfig")
+            .field("url", &self.url.as_str())
+            .field("downloader", &self.downloader.is_some())
+            .field("storage", &self.storage)
+            .field("read_timeout", &self.read_timeout)
+            .field("headers", &self.headers)
+            .field("reaim_window", &self.reaim_window)
+            .finish()
+    }
+}
+
+impl HttpFileConfig {
+    /// A config for `url` (absolute `http`/`https`), in-memory storage, no
+    /// read timeout, no extra headers, and no downloader (the default
+    /// backend's is built at open time; see [`downloader`](Self::downloader)).
+    ///
+    /// # Errors
+    /// [`NetError::InvalidUrl`] for anything that is not an absolute
+    /// `http`/`https` URL. Never panics.
+    pub fn new(url: &str) -> Result<Self, NetError> {
+        Ok(Self::from_url(parse_url(url)?))
+    }
+
+    /// A config for an already parsed `url` (see [`new`](Self::new)).
+    pub fn from_url(url: Url) -> Self {
+        Self {
+            url,
+            downloader: None,
+            storage: HttpFileStorage::Memory,
+            read_timeout: None,
+            headers: HeaderMap::new(),
+            reaim_window: DEFAULT_REAIM_WINDOW,
+        }
+    }
+
+    /// Fetches through `downloader` (share one between streams so they share
+    /// its connection pool and its `max_concurrent` cap). Without it,
+    /// opening builds a downloader on the default backend (tokio + reqwest,
+    /// else async-std + surf; see `Downloader::with_default_backend`), and
+    /// fails with [`SourceError::Unsupported`](crate::SourceError::Unsupported)
+    /// when no backend feature is on.
+    pub fn downloader(mut self, downloader: Downloader) -> Self {
+        self.downloader = Some(downloader);
+        self
+    }
+
+    /// Sets the storage (default [`HttpFileStorage::Memory`]).
+    pub fn storage(mut self, storage: HttpFileStorage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Keeps the bytes in memory (the default).
+    pub fn memory(self) -> Self {
+        self.storage(HttpFileStorage::Memory)
+    }
+
+    /// Keeps the bytes in a cache file at `path`; see [`HttpFileStorage::File`].
+    pub fn cache_file(self, path: impl Into<PathBuf>) -> Self {
+        self.storage(HttpFileStorage::File(path.into()))
+    }
+
+    /// A blocking `Read` on the stream that makes no progress for this long
+    /// fails with `ErrorKind::TimedOut` (the stream starts with it; see
+    /// `Stream::set_read_timeout`). `None` (the default) waits for data, the
+    /// end, an error or a cancel.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Adds (replaces) a request header sent with every request.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Adds (replaces) every header of `headers`.
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        for (name, value) in &headers {
+            self.headers.insert(name.clone(), value.clone());
+        }
+        self
+    }
+
+    /// How far ahead of the running download a reader may wait before the
+    /// download is re-aimed at the reader (default [`DEFAULT_REAIM_WINDOW`]).
+    /// A wanted byte within this many bytes after the download's current
+    /// position is left to arrive; one further away (or behind, or in
+    /// another gap) cancels the running fetch and starts a `Range` request
+    /// at the reader.
+    pub fn reaim_window(mut self, bytes: u64) -> Self {
+        self.reaim_window = bytes;
+        self
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The configured storage.
+    pub fn storage_kind(&self) -> &HttpFileStorage {
+        &self.storage
+    }
+}

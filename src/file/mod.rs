@@ -1,0 +1,364 @@
+//! [`HttpFile`]: progressive HTTP download as a [`StreamType`] — the
+//! reference protocol.
+//!
+//! `Stream::<HttpFile>::new(config).await` registers a peer with the
+//! config's [`Downloader`](crate::dl::Downloader), resolves once the first
+//! response's headers are in (so a 404, a 500, an HTML error page or a
+//! refused connection is a typed error from `new`), and returns a stream
+//! that reads the bytes while they download.
+//!
+//! # How the download is planned
+//! One fetch at a time per file. The peer aims it at the reader: the first
+//! missing byte at or after the reader's position, to the end of that gap
+//! (a `Range` request unless it starts at byte 0 and runs to the end). When
+//! the reader moves (a seek, or a wait) to a byte that is neither present
+//! nor within [`reaim_window`](HttpFileConfig::reaim_window) ahead of the
+//! running fetch, the running fetch is cancelled through its epoch token
+//! (its `on_complete` still runs once, as cancelled) and the peer is woken
+//! (a waker, no polling) to start a `Range` request at the reader. When
+//! nothing is missing after the reader, the gaps before it are fetched, so
+//! the resource completes and is committed (a cache file loses its sidecar).
+//!
+//! # Lying and broken servers
+//! - **200 to a `Range` request** (the server ignores ranges): the body is
+//!   the whole resource from byte 0; the bytes before the wanted offset are
+//!   skipped (not stored twice) and the rest is stored, so the reader gets
+//!   correct bytes. Once seen, re-aims ahead of the running fetch are
+//!   suppressed (a new fetch would restart at 0 and could only be slower).
+//! - A **`Content-Range` that does not match the request** (other start,
+//!   other end, another total length than the one already known) fails the
+//!   fetch with [`NetError::InvalidResponse`](crate::net::NetError) and the
+//!   resource with it; nothing of that body is stored.
+//! - A **body shorter than announced** is resumed by the downloader; when it
+//!   cannot be completed the resource fails and the reader gets the error,
+//!   never a premature `Ok(0)`.
+//! - **No length** (chunked): the reader reads until the body ends; then the
+//!   length is known and the resource is committed with it.
+//! - 404/500/HTML and other non-retryable errors fail the resource: typed
+//!   from `Stream::new` if the headers were not in yet, else from `read`
+//!   (`SourceError::Net` inside the `io::Error`).
+//! - Retryable failures after the headers: the downloader retries and
+//!   resumes each fetch; the peer then re-plans from the first missing
+//!   byte, and gives up after [`MAX_FETCH_FAILURES`] failed fetches in a
+//!   row without progress.
+
+mod config;
+mod peer;
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use url::Url;
+
+pub use config::{DEFAULT_REAIM_WINDOW, HttpFileConfig, HttpFileStorage};
+pub use peer::MAX_FETCH_FAILURES;
+use peer::{FilePeer, Opening, Shared, Terminal};
+
+use crate::cancel::CancelToken;
+use crate::dl::PeerHandle;
+use crate::error::{SourceError, StreamError, StreamResult};
+use crate::media::MediaInfo;
+use crate::source::{ReadOutcome, Source, SourcePhase, StorageSource};
+use crate::storage::{StorageError, StorageResource, WaitOutcome};
+use crate::stream::StreamType;
+use crate::timeline::Timeline;
+
+/// Progressive HTTP download as a [`StreamType`]: use it as
+/// `Stream::<HttpFile>::new(HttpFileConfig)`.
+///
+/// ```no_run
+/// # async fn demo(dl: kithara_stream::dl::Downloader) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::{Read, Seek, SeekFrom};
+/// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+///
+/// let cfg = HttpFileConfig::new("http://127.0.0.1:8080/song.wav")?.downloader(dl);
+/// let mut stream = Stream::<HttpFile>::new(cfg).await?; // headers are in
+/// println!("{:?}", stream.source().media_info());
+/// // Read + Seek are blocking: use them off the async executor threads.
+/// std::thread::spawn(move || {
+///     let mut buf = [0u8; 4096];
+///     stream.seek(SeekFrom::Start(1 << 20))?; // re-aims the download
+///     stream.read_exact(&mut buf)
+/// });
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub enum HttpFile {}
+
+impl StreamType for HttpFile {
+    type Config = HttpFileConfig;
+    type Source = HttpFileSource;
+
+    /// Opens the storage; a complete cache file returns at once with no
+    /// request. Otherwise registers the peer and resolves once the first
+    /// response's headers are in, without waiting for the body.
+    ///
+    /// Errors: [`SourceError::Net`] (404, 500, HTML page, refused
+    /// connection, a contradicting `Content-Range`, ...),
+    /// [`SourceError::Storage`] (cache file I/O),
+    /// [`SourceError::Unsupported`] (no downloader and no backend feature),
+    /// [`SourceError::Other`] (the default backend could not be built).
+    fn create(
+        config: HttpFileConfig,
+    ) -> impl std::future::Future<Output = Result<HttpFileSource, SourceError>> + Send {
+        HttpFileSource::open(config)
+    }
+}
+
+/// The [`Source`] of an [`HttpFile`]: a [`StorageSource`] over the shared
+/// storage plus the download's planner.
+///
+/// Dropping it cancels its fetches (the connection is closed) and, for a
+/// cache file, records the ranges present so a later open resumes.
+pub struct HttpFileSource {
+    inner: StorageSource,
+    shared: Arc<Shared>,
+    read_timeout: Option<Duration>,
+    cancel: CancelToken,
+    handle: Option<PeerHandle>,
+}
+
+impl fmt::Debug for HttpFileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFileSource")
+            .field("url", &self.shared.url.as_str())
+            .field("storage", self.inner.storage())
+            .field("position", &self.inner.position())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpFileSource {
+    async fn open(config: HttpFileConfig) -> Result<Self, SourceError> {
+        let cancel = CancelToken::new();
+        let storage = match &config.storage {
+            HttpFileStorage::Memory => StorageResource::memory(cancel.clone()),
+            HttpFileStorage::File(path) => StorageResource::open_file(path, cancel.clone())?,
+        };
+        let timeline = Timeline::new();
+        let known_len = storage.len();
+        if let Some(len) = known_len {
+            if storage.next_gap(0, len).is_none() {
+                // A complete cache: no downloader, no request.
+                let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
+                return Ok(Self {
+                    inner: StorageSource::with_timeline(storage, timeline),
+                    shared: Arc::new(shared),
+                    read_timeout: config.read_timeout,
+                    cancel,
+                    handle: None,
+                });
+            }
+            // Committed with gaps: fill them.
+            storage.reactivate()?;
+            storage.set_len_hint(Some(len));
+        }
+        let downloader = match config.downloader {
+            Some(dl) => dl,
+            None => crate::backends::default_downloader()?,
+        };
+        let shared = Arc::new(Shared::new(
+            config.url,
+            config.headers,
+            storage.clone(),
+            timeline.clone(),
+            config.reaim_window,
+            known_len,
+        ));
+        let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
+        let this = Self {
+            inner: StorageSource::with_timeline(storage.clone(), timeline),
+            shared,
+            read_timeout: config.read_timeout,
+            cancel,
+            handle: Some(handle),
+        };
+        loop {
+            let changed = storage.changed();
+            match this.shared.opening() {
+                Opening::Ready => return Ok(this),
+                Opening::Failed(t) => return Err(terminal_error(t)),
+                Opening::Waiting => changed.await,
+            }
+        }
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &Url {
+        &self.shared.url
+    }
+
+    /// The first response's `Content-Type`, if it had one (`None` for a
+    /// cache file opened without a request).
+    pub fn content_type(&self) -> Option<String> {
+        self.shared.content_type()
+    }
+
+    /// What the resource is: from the MIME type, or — when it is generic
+    /// (`application/octet-stream`) or missing — from the magic bytes at
+    /// its start once they are downloaded (`None` until then, or when
+    /// neither tells). Never blocks for long.
+    pub fn media_info(&self) -> Option<MediaInfo> {
+        self.shared.media_info()
+    }
+
+    /// The storage the bytes land in (shared with the download).
+    pub fn storage(&self) -> &StorageResource {
+        self.inner.storage()
+    }
+
+    /// Bytes downloaded (present in storage) so far.
+    pub fn downloaded_bytes(&self) -> u64 {
+        self.inner
+            .storage()
+            .available()
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum()
+    }
+
+    /// Whether the whole resource is present and committed.
+    pub fn is_complete(&self) -> bool {
+        self.inner
+            .storage()
+            .len()
+            .is_some_and(|l| self.inner.storage().next_gap(0, l).is_none())
+    }
+
+    /// `Some(false)` once the server answered a `Range` request with the
+    /// whole body, `Some(true)` once it honoured one, `None` before.
+    pub fn ranges_supported(&self) -> Option<bool> {
+        self.shared.ranges_supported()
+    }
+
+    /// Marks the timeline playing (the peer then reports
+    /// `RequestPriority::High`, and its queued fetches move slot at once)
+    /// or not. Setting the flag on the [`timeline`](Source::timeline)
+    /// directly works too; the downloader then notices on its next pass.
+    pub fn set_playing(&self, playing: bool) {
+        self.shared.timeline.set_playing(playing);
+        self.shared.wake();
+    }
+
+    /// The peer's handle (events with `subscribe`, one-off requests), or
+    /// `None` for a complete cache opened without a downloader.
+    pub fn peer(&self) -> Option<&PeerHandle> {
+        self.handle.as_ref()
+    }
+
+    /// Replaces a storage failure with the typed download error behind it.
+    fn map<T>(&self, r: StreamResult<T>) -> StreamResult<T> {
+        match r {
+            Err(StreamError::Source(SourceError::Storage(
+                StorageError::Failed(_) | StorageError::Cancelled,
+            ))) => match self.shared.terminal() {
+                Some(t) => Err(terminal_error(t).into()),
+                None => r,
+            },
+            _ => r,
+        }
+    }
+}
+
+fn terminal_error(t: Terminal) -> SourceError {
+    match t {
+        Terminal::Net(crate::net::NetError::Cancelled) => SourceError::Cancelled,
+        Terminal::Net(e) => SourceError::Net(e),
+        Terminal::Storage(s) => SourceError::Storage(StorageError::Failed(s)),
+    }
+}
+
+impl Drop for HttpFileSource {
+    fn drop(&mut self) {
+        // Record what is present (cache resume), then stop the writers; the
+        // peer handle's drop cancels the fetches and closes connections.
+        let _ = self.inner.storage().flush();
+        self.cancel.cancel();
+    }
+}
+
+impl Source for HttpFileSource {
+    /// Re-aims the download at `range.start` if needed, then waits as
+    /// [`StorageSource`] does; a failed download surfaces as its typed error.
+    fn wait_range(
+        &mut self,
+        range: Range<u64>,
+        timeout: Option<Duration>,
+    ) -> StreamResult<WaitOutcome> {
+        self.shared.want(range.start);
+        let r = self.inner.wait_range(range, timeout);
+        self.map(r)
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> StreamResult<ReadOutcome> {
+        let r = self.inner.read_at(offset, buf);
+        self.map(r)
+    }
+
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    /// Moves the cursor and re-aims the download there if that byte is
+    /// neither present nor about to arrive.
+    fn set_position(&self, pos: u64) {
+        self.inner.set_position(pos);
+        self.shared.want(pos);
+    }
+
+    fn advance(&self, n: u64) {
+        self.inner.advance(n);
+    }
+
+    fn len(&self) -> Option<u64> {
+        self.inner.len().or_else(|| self.shared.len())
+    }
+
+    fn phase_at(&self, range: Range<u64>) -> SourcePhase {
+        self.inner.phase_at(range)
+    }
+
+    fn timeline(&self) -> Timeline {
+        self.inner.timeline()
+    }
+
+    fn notify_waiting(&self) {
+        self.inner.notify_waiting();
+    }
+
+    fn make_notify_fn(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        self.inner.make_notify_fn()
+    }
+
+    fn set_seek_epoch(&mut self, epoch: u64) {
+        self.inner.set_seek_epoch(epoch);
+    }
+
+    /// The config's read timeout.
+    fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    fn poll_wait_range(
+        &mut self,
+        cx: &mut Context<'_>,
+        range: Range<u64>,
+    ) -> Poll<StreamResult<WaitOutcome>> {
+        self.shared.want(range.start);
+        let r = futures::ready!(self.inner.poll_wait_range(cx, range));
+        Poll::Ready(self.map(r))
+    }
+
+    fn wait_len(&mut self, timeout: Option<Duration>) -> StreamResult<Option<u64>> {
+        let r = self.inner.wait_len(timeout);
+        self.map(r)
+    }
+
+    fn poll_wait_len(&mut self, cx: &mut Context<'_>) -> Poll<StreamResult<Option<u64>>> {
+        let r = futures::ready!(self.inner.poll_wait_len(cx));
+        Poll::Ready(self.map(r))
+    }
+}
