@@ -172,7 +172,8 @@ impl<C: HttpClient> HttpClient for LoggingClient<C> {
 
 fn main() -> Result<(), BoxError> {
     let wav = support::generate_wav(3);
-    let url = "http://example.invalid/tones.wav";
+    // Served from memory by the client below: no socket is ever opened.
+    let url = "http://127.0.0.1/tones.wav";
     let memory = MemoryClient::new();
     memory.insert_resource(
         url,

@@ -177,7 +177,7 @@ impl NetError {
 /// ```
 /// assert!(kithara_stream::net::parse_url("http://127.0.0.1:8080/a.mp3").is_ok());
 /// assert!(kithara_stream::net::parse_url("not a url").is_err());
-/// assert!(kithara_stream::net::parse_url("ftp://example.invalid/x").is_err());
+/// assert!(kithara_stream::net::parse_url("ftp://127.0.0.1/x").is_err());
 /// ```
 pub fn parse_url(input: &str) -> Result<Url, NetError> {
     let url = Url::parse(input).map_err(|e| NetError::InvalidUrl {
