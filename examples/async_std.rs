@@ -14,36 +14,19 @@ use std::time::Duration;
 use kithara_stream::backends::async_std::AsyncStdRuntime;
 use kithara_stream::backends::surf::SurfClient;
 use kithara_stream::dl::{Downloader, DownloaderConfig};
-use kithara_stream::net::parse_url;
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::BoxError;
 
 fn main() -> Result<(), BoxError> {
-    let mut args = std::env::args().skip(1);
-    let mut url_arg = None;
-    let mut out_path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--out" => out_path = Some(args.next().ok_or("--out needs a file name")?),
-            "-h" | "--help" => {
-                println!("usage: async_std [URL] [--out FILE]");
-                return Ok(());
-            }
-            _ => url_arg = Some(arg),
-        }
-    }
-    let (url, source) = match url_arg {
-        Some(u) => (parse_url(&u)?, None),
-        None => {
-            let wav = support::generate_wav(5);
-            let addr = support::serve(wav.clone(), "audio/wav", 1024 * 1024)?;
-            println!(
-                "serving a generated {} byte WAV on http://{addr}/tones.wav",
-                wav.len()
-            );
-            (parse_url(&format!("http://{addr}/tones.wav"))?, Some(wav))
-        }
+    // Throttled so the progress line and the seeks' re-aims show.
+    let Some(support::Job {
+        url,
+        source,
+        out_path,
+    }) = support::job_from_args("async_std", 1024 * 1024)?
+    else {
+        return Ok(());
     };
 
     // async-std's global executor runs the downloader; no runtime object.

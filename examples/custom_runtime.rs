@@ -26,7 +26,7 @@ use kithara_stream::net::{
 use kithara_stream::rt::{BoxFuture, Spawn};
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::BoxError;
 
 // ---- the executor: a thread pool and a timer thread -------------------
 

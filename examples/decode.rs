@@ -27,7 +27,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 use symphonia::core::units::Time;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::BoxError;
 
 /// symphonia reads any `Read + Seek + Send + Sync` that says whether it can
 /// seek and how long it is. (With the crate's `symphonia` feature,

@@ -300,3 +300,55 @@ impl Progress {
         }
     }
 }
+
+/// The examples' error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the streaming examples stream: a URL given on the command line, or
+/// a generated WAV served on 127.0.0.1 (then `source` holds it for checks).
+pub struct Job {
+    /// The URL to stream.
+    pub url: url::Url,
+    /// The served body, when the example serves its own media.
+    pub source: Option<Vec<u8>>,
+    /// `--out FILE`: where to copy the streamed body.
+    pub out_path: Option<String>,
+}
+
+/// Parses `[URL] [--out FILE]`; `Ok(None)` after printing `--help`. Without
+/// a URL, serves a 5 s generated WAV on loopback at `bytes_per_sec`.
+pub fn job_from_args(name: &str, bytes_per_sec: u64) -> Result<Option<Job>, BoxError> {
+    let mut args = std::env::args().skip(1);
+    let mut url_arg = None;
+    let mut out_path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--out" => out_path = Some(args.next().ok_or("--out needs a file name")?),
+            "-h" | "--help" => {
+                println!("usage: {name} [URL] [--out FILE]");
+                return Ok(None);
+            }
+            _ => url_arg = Some(arg),
+        }
+    }
+    let (url, source) = match url_arg {
+        Some(u) => (kithara_stream::net::parse_url(&u)?, None),
+        None => {
+            let wav = generate_wav(5);
+            let addr = serve(wav.clone(), "audio/wav", bytes_per_sec)?;
+            println!(
+                "serving a generated {} byte WAV on http://{addr}/tones.wav",
+                wav.len()
+            );
+            (
+                kithara_stream::net::parse_url(&format!("http://{addr}/tones.wav"))?,
+                Some(wav),
+            )
+        }
+    };
+    Ok(Some(Job {
+        url,
+        source,
+        out_path,
+    }))
+}
