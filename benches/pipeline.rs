@@ -211,19 +211,17 @@ mod bench {
     use std::future::Future;
     use std::io::Read;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     use std::task::{Context, Poll};
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
     use futures::io::AsyncRead;
-    use kithara_stream::cancel::CancelToken;
     use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer, RequestPriority};
     use kithara_stream::net::HttpClient;
     use kithara_stream::rt::{BoxFuture, Spawn};
-    use kithara_stream::storage::StorageResource;
-    use kithara_stream::{StorageSource, Stream};
+    use kithara_stream::{HttpFile, HttpFileConfig, Stream};
     use url::Url;
 
     use super::{MIB, Plan, READ_BUF, ServerProcess, mbps, median};
@@ -381,12 +379,25 @@ mod bench {
         }
     }
 
-    /// What `ours_stream` returns: a stream readable with `Read` (reader
-    /// thread) or `AsyncRead` (tasks), plus whatever keeps its download
-    /// alive.
+    /// A peer for the imperative path only (`execute`), streaming nothing.
+    struct NoStreaming;
+
+    impl Peer for NoStreaming {
+        fn poll_next(&self, _cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+            Poll::Ready(None)
+        }
+
+        fn priority(&self) -> RequestPriority {
+            RequestPriority::High
+        }
+    }
+
+    /// What `ours_stream` returns: a `Stream<HttpFile>` readable with `Read`
+    /// (reader thread) or `AsyncRead` (tasks), plus the temp dir that holds
+    /// its cache file.
     pub(crate) struct Ours {
-        stream: Stream<StorageSource>,
-        _peer: kithara_stream::dl::PeerHandle,
+        stream: Stream<HttpFile>,
+        _dir: Option<tempfile::TempDir>,
     }
 
     impl Read for Ours {
@@ -405,61 +416,26 @@ mod bench {
         }
     }
 
-    /// A peer with one streaming command.
-    struct OneFetch(Mutex<Option<FetchCmd>>);
-
-    impl Peer for OneFetch {
-        fn poll_next(&self, _cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
-            Poll::Ready(self.0.lock().unwrap().take().map(|c| vec![c]))
-        }
-
-        fn priority(&self) -> RequestPriority {
-            RequestPriority::High
-        }
-    }
-
-    /// **The only place that builds the "ours" reader.** Today: a
-    /// `Downloader` peer with one streaming `FetchCmd` whose writer does
-    /// `StorageResource::write_at`, read through `Stream::<StorageSource>`.
-    /// With `HttpFile` (issue 5) this body becomes
-    /// `backend.block_on(Stream::<HttpFile>::new(config))` with the
-    /// downloader and storage kind in the config, and `Ours::stream` a
-    /// `Stream<HttpFile>`.
+    /// **The only place that builds the "ours" reader:** what a user does,
+    /// `Stream::<HttpFile>::new(config)` on the shared downloader, with
+    /// memory storage or a cache file in a fresh temp dir. The clock of the
+    /// caller starts before this, so time to first byte includes opening.
     pub(crate) fn ours_stream(
-        _backend: &Backend,
+        backend: &Backend,
         dl: &Downloader,
         url: Url,
         storage: StorageKind,
     ) -> Ours {
-        let res = match storage {
-            StorageKind::Memory => StorageResource::memory(CancelToken::new()),
-            StorageKind::File => StorageResource::temp_file(CancelToken::new()).unwrap(),
+        let config = HttpFileConfig::from_url(url).downloader(dl.clone());
+        let (config, dir) = match storage {
+            StorageKind::Memory => (config.memory(), None),
+            StorageKind::File => {
+                let dir = tempfile::tempdir().unwrap();
+                (config.cache_file(dir.path().join("body")), Some(dir))
+            }
         };
-        let (w, h, c) = (res.clone(), res.clone(), res.clone());
-        let mut offset = 0u64;
-        let cmd = FetchCmd::get(url)
-            .writer(move |chunk: &[u8]| {
-                w.write_at(offset, chunk).map_err(std::io::Error::other)?;
-                offset += chunk.len() as u64;
-                Ok(())
-            })
-            .on_response(move |headers| {
-                h.set_len_hint(kithara_stream::net::header_u64(
-                    headers,
-                    http::header::CONTENT_LENGTH,
-                ));
-            })
-            .on_complete(move |total, _headers, err| match err {
-                None => {
-                    let _ = c.commit(Some(total));
-                }
-                Some(e) => c.fail(e.to_string()),
-            });
-        let peer = dl.register(Arc::new(OneFetch(Mutex::new(Some(cmd)))));
-        Ours {
-            stream: Stream::<StorageSource>::from_source(StorageSource::new(res)),
-            _peer: peer,
-        }
+        let stream = backend.block_on(Stream::<HttpFile>::new(config)).unwrap();
+        Ours { stream, _dir: dir }
     }
 
     // ---------------------------------------------------------------
@@ -713,7 +689,7 @@ mod bench {
     /// nothing (no storage, no reader): (MB/s, ms to the first chunk).
     fn dl_drain_once(b: &Backend, dl: &Downloader, url: &Url, expect: u64) -> (f64, f64) {
         use futures::StreamExt;
-        let peer = dl.register(Arc::new(OneFetch(Mutex::new(None))));
+        let peer = dl.register(Arc::new(NoStreaming));
         let url = url.clone();
         let t0 = Instant::now();
         let (first, n) = b.block_on(b.spawn_join(async move {
