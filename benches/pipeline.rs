@@ -56,10 +56,16 @@ struct Plan {
     slow_len: u64,
     slow_rate: u64,
     slow_runs: usize,
+    seek_len: u64,
+    seek_rate: u64,
+    seeks: usize,
     runs: usize,
     conc_runs: usize,
     backends: Option<String>,
 }
+
+/// Seed of the `/seek` body, so the bench can check what it reads.
+const SEEK_SEED: u64 = 5;
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -89,6 +95,9 @@ impl Plan {
             slow_len: sized(32),
             slow_rate: (env_f64("KITHARA_BENCH_RATE_MBPS", 100.0) * 1e6) as u64,
             slow_runs: env_usize("KITHARA_BENCH_SLOW_RUNS", 3).max(1),
+            seek_len: sized(64),
+            seek_rate: (env_f64("KITHARA_BENCH_SEEK_MBPS", 20.0) * 1e6) as u64,
+            seeks: env_usize("KITHARA_BENCH_SEEKS", 200).max(1),
             runs: env_usize("KITHARA_BENCH_RUNS", 5).max(1),
             conc_runs: env_usize("KITHARA_BENCH_CONC_RUNS", 3).max(1),
             backends: std::env::var("KITHARA_BENCH_BACKENDS").ok(),
@@ -118,6 +127,13 @@ fn server_main() {
             .content_type("application/octet-stream")
             .chunk_size(SERVER_CHUNK)
             .throttle(plan.slow_rate.max(1)),
+    );
+    server.add(
+        "/seek",
+        Resource::new(pseudo_random(plan.seek_len as usize, SEEK_SEED))
+            .content_type("application/octet-stream")
+            .chunk_size(SERVER_CHUNK)
+            .throttle(plan.seek_rate.max(1)),
     );
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", server.addr().port()).unwrap();
@@ -524,6 +540,12 @@ mod bench {
         pub(crate) conc_raw_peak: Peak,
         pub(crate) conc_ours_peak: Peak,
         pub(crate) huge_mbps: f64,
+        /// Seek + 64 KiB read latencies (ms), and the raw client's request
+        /// latency (median time to first chunk, unthrottled), in ms.
+        pub(crate) seek_ms: Vec<f64>,
+        pub(crate) seek_request_ms: f64,
+        /// The subset of `seek_ms` whose bytes were not downloaded yet.
+        pub(crate) seek_miss_ms: Vec<f64>,
         pub(crate) huge_peak: Peak,
     }
 
@@ -767,6 +789,8 @@ mod bench {
         let dl = b.downloader(kithara_stream::dl::DEFAULT_MAX_CONCURRENT);
         r.seq = seq_cases(b, &dl, &srv.url("/seq"), plan.seq_len, plan.runs);
         r.slow = seq_cases(b, &dl, &srv.url("/slow"), plan.slow_len, plan.slow_runs);
+        (r.seek_ms, r.seek_miss_ms) = seek_case(b, &dl, &srv.url("/seek"), plan);
+        r.seek_request_ms = r.seq.raw.first();
         // Fresh processes, so each peak (RSS, threads) is that case's own.
         for i in 0..plan.conc_runs {
             let raw = run_case("conc-raw", b.name, srv.port);
@@ -799,6 +823,46 @@ mod bench {
         r.huge_mbps = rate;
         r.huge_peak = peak;
         r
+    }
+
+    /// Random seeks (fixed seed) on one `Stream::<HttpFile>` over the
+    /// throttled `/seek` body, each followed by a 64 KiB `read_exact`
+    /// checked against the body: the latencies (ms) of all seeks, and of the
+    /// seeks whose 64 KiB were not yet downloaded (those that must re-aim).
+    fn seek_case(b: &Backend, dl: &Downloader, url: &Url, plan: &Plan) -> (Vec<f64>, Vec<f64>) {
+        use std::io::{Seek, SeekFrom};
+        let body = super::server::pseudo_random(plan.seek_len as usize, super::SEEK_SEED);
+        let mut s = ours_stream(b, dl, url.clone(), StorageKind::Memory);
+        let mut buf = vec![0u8; READ_BUF];
+        let span = plan.seek_len.saturating_sub(READ_BUF as u64).max(1);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut out = Vec::with_capacity(plan.seeks);
+        let mut misses = Vec::new();
+        for _ in 0..plan.seeks {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pos = x % span;
+            let hit = s
+                .stream
+                .source()
+                .storage()
+                .contains_range(pos..pos + READ_BUF as u64);
+            let t = Instant::now();
+            s.stream.seek(SeekFrom::Start(pos)).unwrap();
+            s.stream.read_exact(&mut buf).unwrap();
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            out.push(ms);
+            if !hit {
+                misses.push(ms);
+            }
+            assert_eq!(
+                &buf[..],
+                &body[pos as usize..pos as usize + READ_BUF],
+                "seek to {pos}"
+            );
+        }
+        (out, misses)
     }
 
     fn print_table(plan: &Plan, all: &[(&'static str, Results)]) {
@@ -923,6 +987,41 @@ mod bench {
                 r.huge_peak.rss_mib, r.huge_peak.base_rss_mib
             )
         });
+        let transfer_ms = READ_BUF as f64 / plan.seek_rate.max(1) as f64 * 1e3;
+        let seeks = format!(
+            "{} random seeks + 64 KiB read, {:.0} MiB at {:.0} MB/s, memory",
+            plan.seeks,
+            mib(plan.seek_len),
+            plan.seek_rate as f64 / 1e6
+        );
+        let stats = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            let p95 = v
+                .get(v.len() * 95 / 100)
+                .or(v.last())
+                .copied()
+                .unwrap_or(f64::NAN);
+            (median(&v), p95, v.len())
+        };
+        row(format!("{seeks}: all seeks, median / p95 (ms)"), &|r| {
+            let (m, p, _) = stats(&r.seek_ms);
+            format!("{m:.2} / {p:.2}")
+        });
+        row(
+            format!(
+                "{seeks}: seeks to bytes not yet downloaded, median / p95 (ms; target: median ≤ 2 × request latency + transfer)"
+            ),
+            &|r| {
+                let (m, p, n) = stats(&r.seek_miss_ms);
+                format!(
+                    "{m:.2} / {p:.2} over {n} (target {:.2} = 2 × {:.2} + {:.2})",
+                    2.0 * r.seek_request_ms + transfer_ms,
+                    r.seek_request_ms,
+                    transfer_ms
+                )
+            },
+        );
     }
 
     /// Runs one case in a child process (this binary, role `case`) and
