@@ -316,24 +316,36 @@ impl EventReceiver {
         self.chan.pop()
     }
 
+    /// One listen → re-check step: `Ok(Some(event))` when one is queued,
+    /// `Ok(None)` when the publisher is gone and the queue is empty, or
+    /// `Err(listener)` (registered before the re-check, so no event is
+    /// missed) when the caller has to wait.
+    fn next_or_listener(&self) -> Result<Option<DownloaderEvent>, EventListener> {
+        loop {
+            if let Some(e) = self.chan.pop() {
+                return Ok(Some(e));
+            }
+            if self.chan.closed.load(Ordering::Acquire) {
+                return Ok(self.chan.pop());
+            }
+            let listener = self.chan.event.listen();
+            if let Some(e) = self.chan.pop() {
+                return Ok(Some(e));
+            }
+            if !self.chan.closed.load(Ordering::Acquire) {
+                return Err(listener);
+            }
+        }
+    }
+
     /// The next event; `None` once the publisher is gone and the queue is
     /// empty. Cancel-safe (no event is lost when the future is dropped).
     pub async fn recv(&self) -> Option<DownloaderEvent> {
         loop {
-            if let Some(e) = self.chan.pop() {
-                return Some(e);
+            match self.next_or_listener() {
+                Ok(event) => return event,
+                Err(listener) => listener.await,
             }
-            if self.chan.closed.load(Ordering::Acquire) {
-                return self.chan.pop();
-            }
-            let listener = self.chan.event.listen();
-            if let Some(e) = self.chan.pop() {
-                return Some(e);
-            }
-            if self.chan.closed.load(Ordering::Acquire) {
-                continue;
-            }
-            listener.await;
         }
     }
 
@@ -342,19 +354,10 @@ impl EventReceiver {
     pub fn recv_timeout(&self, timeout: Duration) -> Option<DownloaderEvent> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if let Some(e) = self.chan.pop() {
-                return Some(e);
-            }
-            if self.chan.closed.load(Ordering::Acquire) {
-                return self.chan.pop();
-            }
-            let listener = self.chan.event.listen();
-            if let Some(e) = self.chan.pop() {
-                return Some(e);
-            }
-            if self.chan.closed.load(Ordering::Acquire) {
-                continue;
-            }
+            let listener = match self.next_or_listener() {
+                Ok(event) => return event,
+                Err(listener) => listener,
+            };
             match deadline {
                 None => listener.wait(),
                 Some(d) => {
