@@ -101,9 +101,7 @@ impl FetchCmd {
 
     /// Adds (replaces) every header of `headers`.
     pub fn headers(mut self, headers: HeaderMap) -> Self {
-        for (name, value) in &headers {
-            self.headers.insert(name.clone(), value.clone());
-        }
+        crate::net::merge_headers(&mut self.headers, &headers);
         self
     }
 

@@ -134,9 +134,7 @@ impl HttpFileConfig {
 
     /// Adds (replaces) every header of `headers`.
     pub fn headers(mut self, headers: HeaderMap) -> Self {
-        for (name, value) in &headers {
-            self.headers.insert(name.clone(), value.clone());
-        }
+        crate::net::merge_headers(&mut self.headers, &headers);
         self
     }
 

@@ -104,10 +104,17 @@ impl HttpRequest {
 
     /// Adds every header of `headers` (replacing same-named ones).
     pub fn with_headers(mut self, headers: &HeaderMap) -> Self {
-        for (name, value) in headers {
-            self.headers.insert(name.clone(), value.clone());
-        }
+        merge_headers(&mut self.headers, headers);
         self
+    }
+}
+
+/// Copies every header of `from` into `into`, replacing same-named ones
+/// (the last value of a repeated name wins). The one rule every
+/// "add these headers" setter of the crate follows.
+pub(crate) fn merge_headers(into: &mut HeaderMap, from: &HeaderMap) {
+    for (name, value) in from {
+        into.insert(name.clone(), value.clone());
     }
 }
 
