@@ -11,12 +11,8 @@
 mod support;
 
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kithara_stream::backends::reqwest::ReqwestClient;
-use kithara_stream::backends::tokio::TokioRuntime;
-use kithara_stream::dl::{Downloader, DownloaderConfig};
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions};
@@ -92,14 +88,7 @@ fn main() -> Result<(), BoxError> {
         wav.len()
     );
 
-    let rt = tokio::runtime::Runtime::new()?;
-    let downloader = {
-        let _ctx = rt.enter();
-        Downloader::new(DownloaderConfig::new(
-            Arc::new(TokioRuntime::from(rt.handle().clone())),
-            Arc::new(ReqwestClient::new()?),
-        ))
-    };
+    let (rt, downloader) = support::tokio_downloader()?;
     let config = HttpFileConfig::new(&format!("http://{addr}/tones.wav"))?
         .downloader(downloader)
         .read_timeout(Some(Duration::from_secs(30)));

@@ -10,12 +10,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use kithara_stream::backends::reqwest::ReqwestClient;
-use kithara_stream::backends::tokio::TokioRuntime;
-use kithara_stream::dl::{Downloader, DownloaderConfig};
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
 use support::BoxError;
@@ -33,14 +29,7 @@ fn main() -> Result<(), BoxError> {
 
     // The runtime runs the downloader; the reading below happens on this
     // (non-executor) thread, because `Read` blocks.
-    let rt = tokio::runtime::Runtime::new()?;
-    let downloader = {
-        let _ctx = rt.enter();
-        Downloader::new(DownloaderConfig::new(
-            Arc::new(TokioRuntime::from(rt.handle().clone())),
-            Arc::new(ReqwestClient::new()?),
-        ))
-    };
+    let (rt, downloader) = support::tokio_downloader()?;
     let config = HttpFileConfig::from_url(url)
         .downloader(downloader)
         .read_timeout(Some(Duration::from_secs(30)));

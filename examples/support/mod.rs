@@ -352,3 +352,22 @@ pub fn job_from_args(name: &str, bytes_per_sec: u64) -> Result<Option<Job>, BoxE
         out_path,
     }))
 }
+
+/// A tokio runtime and a downloader on it with reqwest. The runtime runs the
+/// downloader; keep it alive as long as the downloader, and read the streams
+/// on a plain thread (`Read` blocks).
+#[cfg(feature = "reqwest")]
+pub fn tokio_downloader()
+-> Result<(tokio::runtime::Runtime, kithara_stream::dl::Downloader), BoxError> {
+    use kithara_stream::backends::{reqwest::ReqwestClient, tokio::TokioRuntime};
+    use kithara_stream::dl::{Downloader, DownloaderConfig};
+    let rt = tokio::runtime::Runtime::new()?;
+    let downloader = {
+        let _ctx = rt.enter();
+        Downloader::new(DownloaderConfig::new(
+            std::sync::Arc::new(TokioRuntime::from(rt.handle().clone())),
+            std::sync::Arc::new(ReqwestClient::new()?),
+        ))
+    };
+    Ok((rt, downloader))
+}
