@@ -2,42 +2,15 @@
 //! Stream as futures::io::AsyncRead + AsyncSeek, on two executors.
 
 use std::io::{self, SeekFrom};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncSeekExt};
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::StorageResource;
-use kithara_stream::{StorageSource, Stream};
 
-type S = Stream<StorageSource>;
-
-fn stream_over(res: &StorageResource) -> S {
-    S::from_source(StorageSource::new(res.clone()))
-}
-
-fn body(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Runs `f` on a thread and fails the test if it does not finish in `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .expect("did not finish in time (hang?)")
-}
+mod sync_common;
+use sync_common::{body, bounded, stream_over};
 
 fn async_read_all(res: &StorageResource) -> Vec<u8> {
     let mut s = stream_over(res);

@@ -2,44 +2,18 @@
 //! Stream over StorageSource: the read policy, seek rules, async readers, stress.
 
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{StorageError, StorageResource};
 use kithara_stream::{
-    NotReadyCause, PendingReason, SourceError, StorageSource, Stream, StreamPending,
-    StreamReadError, StreamReadOutcome, StreamSeekPastEof,
+    NotReadyCause, PendingReason, SourceError, StorageSource, StreamPending, StreamReadError,
+    StreamReadOutcome, StreamSeekPastEof,
 };
 
-type S = Stream<StorageSource>;
-
-fn stream_over(res: &StorageResource) -> S {
-    S::from_source(StorageSource::new(res.clone()))
-}
-
-fn body(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Runs `f` on a thread and fails the test if it does not finish in `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .expect("did not finish in time (hang?)")
-}
+mod sync_common;
+use sync_common::{S, body, bounded, stream_over};
 
 #[test]
 fn new_builds_from_config_without_a_runtime() {
