@@ -62,6 +62,9 @@ struct Plan {
     runs: usize,
     conc_runs: usize,
     backends: Option<String>,
+    /// `KITHARA_BENCH_ONLY=seq`: only the unthrottled sequential cases
+    /// (per-run lines on stderr, no table): for quick profiling.
+    seq_only: bool,
 }
 
 /// Seed of the `/seek` body, so the bench can check what it reads.
@@ -101,6 +104,7 @@ impl Plan {
             runs: env_usize("KITHARA_BENCH_RUNS", 5).max(1),
             conc_runs: env_usize("KITHARA_BENCH_CONC_RUNS", 3).max(1),
             backends: std::env::var("KITHARA_BENCH_BACKENDS").ok(),
+            seq_only: std::env::var("KITHARA_BENCH_ONLY").is_ok_and(|v| v == "seq"),
         }
     }
 }
@@ -788,6 +792,9 @@ mod bench {
         let mut r = Results::default();
         let dl = b.downloader(kithara_stream::dl::DEFAULT_MAX_CONCURRENT);
         r.seq = seq_cases(b, &dl, &srv.url("/seq"), plan.seq_len, plan.runs);
+        if plan.seq_only {
+            return r;
+        }
         r.slow = seq_cases(b, &dl, &srv.url("/slow"), plan.slow_len, plan.slow_runs);
         (r.seek_ms, r.seek_miss_ms) = seek_case(b, &dl, &srv.url("/seek"), plan);
         r.seek_request_ms = r.seq.raw.first();
@@ -1085,6 +1092,8 @@ mod bench {
             eprintln!("backend {}:", b.name);
             all.push((b.name, run_backend(b, plan, &srv)));
         }
-        print_table(plan, &all);
+        if !plan.seq_only {
+            print_table(plan, &all);
+        }
     }
 }
