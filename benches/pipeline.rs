@@ -603,10 +603,12 @@ mod bench {
             self.reader_cpu_per_gb.push((thread_cpu_secs() - t0) / gb);
         }
 
-        fn last(&self) -> (f64, f64) {
+        fn last(&self) -> (f64, f64, f64) {
+            let last = |v: &[f64]| v.last().copied().unwrap_or(f64::NAN);
             (
-                self.mbps.last().copied().unwrap_or(f64::NAN),
-                self.first_ms.last().copied().unwrap_or(f64::NAN),
+                last(&self.mbps),
+                last(&self.first_ms),
+                last(&self.cpu_per_gb),
             )
         }
 
@@ -657,8 +659,8 @@ mod bench {
                 }
             }
             let p = |s: &Series| {
-                let (m, f) = s.last();
-                format!("{m:.0} MB/s ({f:.2} ms)")
+                let (m, f, c) = s.last();
+                format!("{m:.0} MB/s ({f:.2} ms, {c:.2} CPU s/GB)")
             };
             eprintln!(
                 "  [{}] {} run {}: raw {}, downloader alone {}, memory {}, file {}",
@@ -1085,6 +1087,10 @@ mod bench {
 
     pub(crate) fn run(plan: &Plan) {
         eprintln!("plan: {plan:?}");
+        if let Ok(mib) = std::env::var("KITHARA_BENCH_POOL_MIB") {
+            let mib: usize = mib.parse().expect("KITHARA_BENCH_POOL_MIB: a number");
+            kithara_stream::storage::PagePool::set_limit(mib << 20);
+        }
         let srv = ServerProcess::start();
         let backends = Backend::all(plan.backends.as_deref());
         let mut all = Vec::new();

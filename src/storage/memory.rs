@@ -1,7 +1,10 @@
 //! The memory backend: fixed-size pages allocated only where bytes land.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use crate::cancel::lock;
 
 /// Page size of the memory backend. Large pages measured fastest for big
 /// sequential writes (the allocator reuses freed 1 MiB blocks); sparse writes
@@ -9,9 +12,57 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// the end) costs one page.
 pub(crate) const PAGE: usize = 1024 * 1024;
 
-/// One page: capacity `PAGE`, length following the highest byte written into
-/// it, so sequential writes never pay for zeroing.
-type Page = Arc<RwLock<Vec<u8>>>;
+/// One page of `PAGE` bytes. Unwritten bytes are unspecified (zeros, or a
+/// recycled page's old bytes): the range bookkeeping above never lets them be
+/// read as data.
+type Page = Arc<RwLock<PageBuf>>;
+
+/// The bytes of a page: an anonymous mapping when the platform gives one,
+/// else a zeroed heap block.
+///
+/// A fresh mapping is **populated** (`MAP_POPULATE` on Linux): the kernel
+/// backs all of it in one call instead of one page fault per 4 KiB on first
+/// touch: streaming 256 MiB into fresh pages took 90 ms instead of 140 ms
+/// on the benchmark machine (a VM, where faults are dear). A sequential download
+/// touches every byte of its pages anyway, so nothing is wasted; a sparse
+/// write costs one populated page.
+enum PageBuf {
+    Mapped(memmap2::MmapMut),
+    Heap(Box<[u8]>),
+}
+
+impl PageBuf {
+    /// A recycled page from the pool, else a fresh one.
+    fn take() -> Self {
+        if let Some(page) = lock(&POOL.free).pop() {
+            return page;
+        }
+        Self::fresh()
+    }
+
+    fn fresh() -> Self {
+        match memmap2::MmapOptions::new().len(PAGE).populate().map_anon() {
+            Ok(map) => Self::Mapped(map),
+            // Address space or mapping count exhausted: the allocator may
+            // still have room (and aborts like any allocation if not).
+            Err(_) => Self::Heap(vec![0; PAGE].into_boxed_slice()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Heap(h) => h,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Heap(h) => h,
+        }
+    }
+}
 
 /// Page index → page. A map, not a vector, so a write near `u64::MAX`
 /// costs one page and no index table. Each page has its own lock, so a
@@ -34,11 +85,14 @@ impl Pages {
         if let Some(p) = self.get(idx) {
             return p;
         }
+        // Allocate outside the map lock: populating a page takes a while
+        // and readers of other pages must not wait for it.
+        let fresh = Arc::new(RwLock::new(PageBuf::take()));
         self.pages
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(idx)
-            .or_insert_with(|| Arc::new(RwLock::new(Vec::with_capacity(PAGE))))
+            .or_insert(fresh)
             .clone()
     }
 
@@ -49,17 +103,11 @@ impl Pages {
         let mut rest = data;
         while !rest.is_empty() {
             let (idx, within) = split(pos);
-            let page = self.get_or_insert(idx);
-            let mut page = page.write().unwrap_or_else(PoisonError::into_inner);
             let n = rest.len().min(PAGE - within);
             let (src, tail) = rest.split_at(n);
-            if page.len() < within {
-                // A gap inside the page: filler that is never read as data.
-                page.resize(within, 0);
-            }
-            let overlap = (page.len() - within).min(n);
-            page[within..within + overlap].copy_from_slice(&src[..overlap]);
-            page.extend_from_slice(&src[overlap..]);
+            let page = self.get_or_insert(idx);
+            let mut page = page.write().unwrap_or_else(PoisonError::into_inner);
+            page.bytes_mut()[within..within + n].copy_from_slice(src);
             rest = tail;
             pos += n as u64;
         }
@@ -78,10 +126,7 @@ impl Pages {
             match self.get(idx) {
                 Some(page) => {
                     let page = page.read().unwrap_or_else(PoisonError::into_inner);
-                    match page.get(within..within + n) {
-                        Some(src) => dst.copy_from_slice(src),
-                        None => dst.fill(0),
-                    }
+                    dst.copy_from_slice(&page.bytes()[within..within + n]);
                 }
                 None => dst.fill(0),
             }
@@ -96,6 +141,102 @@ impl Pages {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        let pages = std::mem::take(self.pages.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let limit = POOL.limit.load(Ordering::Relaxed) / PAGE;
+        if limit == 0 {
+            return;
+        }
+        let mut free = lock(&POOL.free);
+        for page in pages.into_values() {
+            if free.len() >= limit {
+                break;
+            }
+            // Every clone of a page lives inside a `&self` call, which cannot
+            // overlap a drop, so each page is unique here.
+            if let Ok(page) = Arc::try_unwrap(page) {
+                free.push(page.into_inner().unwrap_or_else(PoisonError::into_inner));
+            }
+        }
+    }
+}
+
+struct Pool {
+    free: Mutex<Vec<PageBuf>>,
+    /// In bytes.
+    limit: AtomicUsize,
+}
+
+static POOL: Pool = Pool {
+    free: Mutex::new(Vec::new()),
+    limit: AtomicUsize::new(PagePool::DEFAULT_LIMIT),
+};
+
+/// The process-wide pool of memory-storage pages.
+///
+/// When a memory-backed [`StorageResource`](super::StorageResource) is
+/// dropped, its pages (1 MiB each) go back to this pool, up to a limit, and
+/// the next memory resource takes them instead of asking the kernel for fresh
+/// memory. Fresh memory is dear: the kernel must zero and map every page, which
+/// costs more CPU than receiving the bytes from the network (see
+/// `BENCHMARKS.md`). A player that streams track after track into memory
+/// therefore reuses the same pages.
+///
+/// Pooled pages stay resident: the pool holds at most
+/// [`limit`](Self::limit) bytes ([`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT)
+/// unless changed). Set the limit to 0 to disable pooling, or call
+/// [`clear`](Self::clear) to give the memory back now.
+///
+/// ```
+/// use kithara_stream::storage::PagePool;
+///
+/// // A player that keeps up to 256 MiB of pages for the next track:
+/// PagePool::set_limit(256 << 20);
+/// assert_eq!(PagePool::limit(), 256 << 20);
+/// // Give everything back to the system (e.g. on a low-memory warning):
+/// PagePool::clear();
+/// assert_eq!(PagePool::retained_bytes(), 0);
+/// # PagePool::set_limit(PagePool::DEFAULT_LIMIT);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PagePool;
+
+impl PagePool {
+    /// The limit a process starts with: 32 MiB.
+    pub const DEFAULT_LIMIT: usize = 32 << 20;
+
+    /// The most bytes of free pages the pool keeps.
+    pub fn limit() -> usize {
+        POOL.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets the most bytes of free pages the pool keeps (rounded down to
+    /// whole 1 MiB pages); pages beyond a lowered limit are released at once.
+    pub fn set_limit(bytes: usize) {
+        POOL.limit.store(bytes, Ordering::Relaxed);
+        let excess = {
+            let mut free = lock(&POOL.free);
+            let keep = free.len().min(bytes / PAGE);
+            free.split_off(keep)
+        };
+        drop(excess);
+    }
+
+    /// Bytes of free pages the pool holds now.
+    pub fn retained_bytes() -> usize {
+        lock(&POOL.free).len() * PAGE
+    }
+
+    /// Releases every free page to the system.
+    pub fn clear() {
+        // Take the pages out first, so the unmapping happens without the lock.
+        let free = std::mem::take(&mut *lock(&POOL.free));
+        drop(free);
     }
 }
 

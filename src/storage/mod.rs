@@ -20,6 +20,7 @@ mod resource;
 
 use std::io;
 
+pub use memory::PagePool;
 pub use range_set::RangeSet;
 pub use resource::{Changed, SIDECAR_SUFFIX, StorageResource};
 

@@ -368,18 +368,26 @@ impl StorageResource {
             st.committed = Some(len);
             (len, st.available.clone())
         };
-        let res = match &*write_data(&self.inner.data) {
+        // Only the truncation needs readers out of the way.
+        let truncated = match &*write_data(&self.inner.data) {
             Data::Memory(_) => Ok(()),
-            Data::File(f) => f.set_len(len).and_then(|()| {
-                if ranges.contains(0..len) {
-                    f.remove_sidecar()
-                } else {
-                    f.save_sidecar(Some(len), &ranges)
-                }
-            }),
+            Data::File(f) => f.set_len(len),
         };
+        // Waiters learn the end now; the durability work below (an
+        // `fdatasync` of the whole file, 100s of ms for a big one) runs under
+        // the shared lock, so readers keep reading meanwhile. Until it is
+        // done the sidecar still says "partial", so a crash in between loses
+        // nothing: the next open resumes.
         self.notify();
-        res.map_err(Into::into)
+        truncated?;
+        if let Data::File(f) = &*read_data(&self.inner.data) {
+            if ranges.contains(0..len) {
+                f.remove_sidecar()?;
+            } else {
+                f.save_sidecar(Some(len), &ranges)?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks the resource failed (the last reason wins, even after a commit)
