@@ -640,6 +640,10 @@ mod bench {
 
     fn seq_cases(b: &Backend, dl: &Downloader, url: &Url, len: u64, runs: usize) -> Seq {
         let mut r = Seq::default();
+        // `KITHARA_BENCH_SEQ=raw,dl,memory,file` (default: all) picks cases,
+        // e.g. to profile one with `perf`.
+        let pick = std::env::var("KITHARA_BENCH_SEQ").ok();
+        let on = |name: &str| pick.as_deref().is_none_or(|p| p.split(',').any(|c| c == name));
         // Warm-up (connection pool, allocator, page cache), not counted.
         let _ = raw_once(b, url, len);
         let _ = ours_once(b, dl, url, StorageKind::Memory, len);
@@ -647,7 +651,11 @@ mod bench {
         for i in 0..runs {
             // Rotate the order so no case always runs first or last.
             for k in 0..4 {
-                match (i + k) % 4 {
+                let case = (i + k) % 4;
+                if !on(["raw", "memory", "file", "dl"][case]) {
+                    continue;
+                }
+                match case {
                     0 => r.raw.push(len, || raw_once(b, url, len)),
                     1 => r
                         .mem
