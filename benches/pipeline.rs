@@ -31,6 +31,8 @@
 #[allow(dead_code, unused_macros, unreachable_pub, clippy::result_large_err)]
 #[path = "../tests/support/server.rs"]
 mod server;
+#[path = "common/wake.rs"]
+mod wake;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -643,7 +645,10 @@ mod bench {
         // `KITHARA_BENCH_SEQ=raw,dl,memory,file` (default: all) picks cases,
         // e.g. to profile one with `perf`.
         let pick = std::env::var("KITHARA_BENCH_SEQ").ok();
-        let on = |name: &str| pick.as_deref().is_none_or(|p| p.split(',').any(|c| c == name));
+        let on = |name: &str| {
+            pick.as_deref()
+                .is_none_or(|p| p.split(',').any(|c| c == name))
+        };
         // Warm-up (connection pool, allocator, page cache), not counted.
         let _ = raw_once(b, url, len);
         let _ = ours_once(b, dl, url, StorageKind::Memory, len);
@@ -882,7 +887,7 @@ mod bench {
         (out, misses)
     }
 
-    fn print_table(plan: &Plan, all: &[(&'static str, Results)]) {
+    fn print_table(plan: &Plan, all: &[(&'static str, Results)], wake: Option<super::wake::Wake>) {
         let mib = |n: u64| n as f64 / MIB as f64;
         println!();
         println!(
@@ -1039,6 +1044,15 @@ mod bench {
                 )
             },
         );
+        if let Some(w) = wake {
+            row(
+                format!(
+                    "`wait_range` notify-to-wake latency, no network ({} wakes; same for every backend): median / p99 / max (µs)",
+                    w.wakes
+                ),
+                &|_| format!("{:.1} / {:.1} / {:.1}", w.median_us, w.p99_us, w.max_us),
+            );
+        }
     }
 
     /// Runs one case in a child process (this binary, role `case`) and
@@ -1107,7 +1121,10 @@ mod bench {
             all.push((b.name, run_backend(b, plan, &srv)));
         }
         if !plan.seq_only {
-            print_table(plan, &all);
+            // The sync side alone, after the network cases (the server child
+            // idles meanwhile).
+            let wake = super::wake::wake_latency(2_000);
+            print_table(plan, &all, Some(wake));
         }
     }
 }

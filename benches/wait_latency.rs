@@ -5,61 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::StorageResource;
 use kithara_stream::{StorageSource, Stream};
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-/// The writer stamps the time, writes one byte; the reader, already blocked
-/// in `wait_range` for that byte, stamps the time it woke.
-fn wake_latency(iterations: usize) {
-    let res = StorageResource::memory(CancelToken::new());
-    let base = Instant::now();
-    let written: Arc<Vec<AtomicU64>> =
-        Arc::new((0..iterations).map(|_| AtomicU64::new(0)).collect());
-    let woke: Arc<Vec<AtomicU64>> = Arc::new((0..iterations).map(|_| AtomicU64::new(0)).collect());
-    let reader = {
-        let res = res.clone();
-        let woke = woke.clone();
-        thread::spawn(move || {
-            for i in 0..iterations {
-                let i64_ = i as u64;
-                res.wait_range(i64_..i64_ + 1, None).unwrap();
-                woke[i].store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
-            }
-        })
-    };
-    for i in 0..iterations {
-        // Give the reader time to block again.
-        thread::sleep(Duration::from_micros(300));
-        written[i].store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
-        res.write_at(i as u64, &[i as u8]).unwrap();
-    }
-    reader.join().unwrap();
-    let mut lat: Vec<u64> = (0..iterations)
-        .map(|i| {
-            woke[i]
-                .load(Ordering::SeqCst)
-                .saturating_sub(written[i].load(Ordering::SeqCst))
-        })
-        .collect();
-    lat.sort_unstable();
-    println!(
-        "wait_range wake latency ({iterations} wakes): median {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-        percentile(&lat, 0.5) as f64 / 1e3,
-        percentile(&lat, 0.99) as f64 / 1e3,
-        *lat.last().unwrap() as f64 / 1e3,
-    );
-}
+#[path = "common/wake.rs"]
+mod wake;
 
 /// A writer thread fills a memory resource in 64 KiB chunks while one
 /// reader `Read`s it sequentially through a `Stream`.
@@ -143,7 +97,11 @@ fn write_only(total: usize) {
 
 fn main() {
     // `cargo bench` passes `--bench`; arguments are ignored.
-    wake_latency(5_000);
+    let w = wake::wake_latency(5_000);
+    println!(
+        "wait_range wake latency ({} wakes): median {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        w.wakes, w.median_us, w.p99_us, w.max_us
+    );
     // The first runs pay the kernel's first-touch page faults for fresh
     // memory; later runs show the steady state of a long-running process
     // whose allocator reuses freed pages.
