@@ -643,7 +643,10 @@ mod bench {
         // `KITHARA_BENCH_SEQ=raw,dl,memory,file` (default: all) picks cases,
         // e.g. to profile one with `perf`.
         let pick = std::env::var("KITHARA_BENCH_SEQ").ok();
-        let on = |name: &str| pick.as_deref().is_none_or(|p| p.split(',').any(|c| c == name));
+        let on = |name: &str| {
+            pick.as_deref()
+                .is_none_or(|p| p.split(',').any(|c| c == name))
+        };
         // Warm-up (connection pool, allocator, page cache), not counted.
         let _ = raw_once(b, url, len);
         let _ = ours_once(b, dl, url, StorageKind::Memory, len);

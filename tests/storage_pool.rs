@@ -2,6 +2,8 @@
 //! is global, so the steps must not interleave with other tests in this
 //! binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{PagePool, StorageResource};
 
@@ -46,7 +48,11 @@ fn pages_are_recycled_within_the_limit_and_never_leak_old_bytes() {
     assert_eq!(&buf[..11], b"second page");
     res.commit(None).unwrap();
     let mut tail = [0u8; 8];
-    assert_eq!(res.read_at(MIB as u64 + 111, &mut tail).unwrap(), 0, "past the end");
+    assert_eq!(
+        res.read_at(MIB as u64 + 111, &mut tail).unwrap(),
+        0,
+        "past the end"
+    );
 
     // A sequential rewrite over recycled pages reads back exactly.
     drop(res);
