@@ -125,7 +125,18 @@ impl FetchCmd {
 
     /// Sets the body consumer. An `Err` from it aborts the fetch with
     /// [`NetError::Writer`].
-    pub fn writer(mut self, writer: impl FnMut(&[u8]) -> io::Result<()> + Send + 'static) -> Self {
+    pub fn writer(self, mut writer: impl FnMut(&[u8]) -> io::Result<()> + Send + 'static) -> Self {
+        self.writer_bytes(move |chunk| writer(&chunk))
+    }
+
+    /// Sets the body consumer, which receives each chunk as the HTTP
+    /// client's own [`Bytes`](bytes::Bytes): keeping it costs no copy (e.g.
+    /// [`StorageResource::write_bytes`](crate::storage::StorageResource::write_bytes)).
+    /// An `Err` from it aborts the fetch with [`NetError::Writer`].
+    pub fn writer_bytes(
+        mut self,
+        writer: impl FnMut(bytes::Bytes) -> io::Result<()> + Send + 'static,
+    ) -> Self {
         self.writer = Some(Box::new(writer));
         self
     }

@@ -582,11 +582,12 @@ pub(crate) async fn run_streaming(
     while let Some(item) = reader.next().await {
         match item {
             Ok(chunk) => {
-                if let Err(e) = writer(&chunk) {
+                let n = chunk.len() as u64;
+                if let Err(e) = writer(chunk) {
                     error = Some(writer_error(&e));
                     break;
                 }
-                total += chunk.len() as u64;
+                total += n;
             }
             Err(e) => {
                 error = Some(e);

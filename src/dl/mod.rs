@@ -61,7 +61,10 @@ use crate::net::NetError;
 /// once (also across resumes). An `Err` aborts the fetch with
 /// [`NetError::Writer`]. It runs on the executor's thread: keep it quick
 /// (a memory copy or a `write_at` into storage), never block on I/O waits.
-pub type WriterFn = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send>;
+/// Each chunk is handed over as the client's own [`Bytes`](bytes::Bytes),
+/// so a writer can keep it without copying (see
+/// [`FetchCmd::writer_bytes`](crate::dl::FetchCmd::writer_bytes)).
+pub type WriterFn = Box<dyn FnMut(bytes::Bytes) -> io::Result<()> + Send>;
 
 /// Receives the response headers once, after validation and before the
 /// first body byte.

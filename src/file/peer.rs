@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
@@ -322,7 +323,7 @@ impl Shared {
         let s3 = self.clone();
         let cmd = cmd
             .on_response(move |h| s1.on_response(&c1, h))
-            .writer(move |chunk| s2.write(&c2, chunk))
+            .writer_bytes(move |chunk| s2.write(&c2, chunk))
             .on_complete(move |bytes, _h, err| s3.on_complete(&ctx, bytes, err));
         Poll::Ready(Some(vec![cmd]))
     }
@@ -412,7 +413,7 @@ impl Shared {
 
     /// One body chunk: lands in storage at its offset (bytes before the
     /// wanted start of a 200 answer are skipped).
-    fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
+    fn write(&self, ctx: &Mutex<FetchCtx>, chunk: Bytes) -> io::Result<()> {
         let mut ctx = lock(ctx);
         if let Some(r) = &ctx.reject {
             return Err(io::Error::other(r.to_string()));
@@ -421,10 +422,11 @@ impl Shared {
         let n = chunk.len() as u64;
         let skip = usize::try_from(ctx.start.saturating_sub(off).min(n)).unwrap_or(chunk.len());
         if skip < chunk.len() {
+            let stored = (chunk.len() - skip) as u64;
             self.storage
-                .write_at(off + skip as u64, &chunk[skip..])
+                .write_bytes(off + skip as u64, chunk.slice(skip..))
                 .map_err(io::Error::other)?;
-            ctx.stored += (chunk.len() - skip) as u64;
+            ctx.stored += stored;
         }
         ctx.offset = off + n;
         ctx.frontier.store(ctx.offset, Ordering::Release);
