@@ -21,8 +21,8 @@ use kithara_stream::dl::{
     RequestPriority, reject_html_response,
 };
 use kithara_stream::net::{
-    HttpClient, MemoryClient, MemoryResource, NetError, RangeSpec, RequestMethod, RetryPolicy,
-    TimeoutKind,
+    HttpClient, HttpRequest, HttpResponse, MemoryClient, MemoryResource, NetError, RangeSpec,
+    RequestMethod, RetryPolicy, TimeoutKind,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -1330,4 +1330,294 @@ fn tasks_dropped_by_the_executor_still_complete_once() {
     let r = block_on_timeout(LIMIT, h.execute(FetchCmd::head(url("/x"))));
     assert!(matches!(r, Err(NetError::Cancelled)));
     assert!(wait_until(LIMIT, || dl.inflight() == 0));
+}
+
+// ------------------------------------------------ inactivity timer, per chunk
+
+/// Delivers each body chunk `gap` after it was asked for; with `stall_at`,
+/// the body goes silent for good before chunk `stall_at`.
+struct TrickleClient {
+    inner: MemoryClient,
+    gap: Duration,
+    stall_at: Option<usize>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for TrickleClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
+        let mut resp = self.inner.send(request).await?;
+        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+        let (gap, stall_at) = (self.gap, self.stall_at);
+        let body = futures::stream::unfold((body, 0usize), move |(mut b, i)| async move {
+            if stall_at == Some(i) {
+                futures::future::pending::<()>().await;
+            }
+            sleep(gap).await;
+            let item = b.next().await?;
+            Some((item, (b, i + 1)))
+        });
+        Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+    }
+}
+
+fn trickle(gap: Duration, stall_at: Option<usize>) -> TrickleClient {
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/trickle",
+        MemoryResource::new(pattern(8000, 9).to_vec()).chunk_size(1000),
+    );
+    TrickleClient {
+        inner: mem,
+        gap,
+        stall_at,
+    }
+}
+
+/// Reads an `execute` body, stamping each chunk; gives the chunks' times
+/// and how the body ended.
+fn stamped_read(dl: &Downloader, path: &str) -> (Vec<Instant>, Result<u64, NetError>) {
+    let h = dl.register(Arc::new(Idle));
+    block_on_timeout(LIMIT, async {
+        let mut stamps = Vec::new();
+        let mut body = match h.execute(FetchCmd::get(url(path))).await {
+            Ok(r) => r.body,
+            Err(e) => return (stamps, Err(e)),
+        };
+        let mut n = 0u64;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    stamps.push(Instant::now());
+                    n += chunk.len() as u64;
+                }
+                Err(e) => {
+                    stamps.push(Instant::now());
+                    return (stamps, Err(e));
+                }
+            }
+        }
+        (stamps, Ok(n))
+    })
+}
+
+/// The inactivity timeout counts from the last chunk, not from the start of
+/// the body: chunks every 0.6 × timeout take 4.8 × timeout in all and never
+/// time out (nor resume).
+#[test]
+fn trickling_body_under_the_inactivity_timeout_never_times_out() {
+    let spawn = PoolSpawn::new();
+    let client = trickle(Duration::from_millis(90), None);
+    let mem = client.inner.clone();
+    let dl = Downloader::new(
+        config(&spawn, client)
+            .inactivity_timeout(Duration::from_millis(150))
+            .retry(RetryPolicy::none()),
+    );
+    let (stamps, end) = stamped_read(&dl, "/trickle");
+    assert_eq!(end.unwrap(), 8000);
+    assert_eq!(stamps.len(), 8);
+    assert_eq!(mem.requests().len(), 1, "no resume");
+}
+
+/// A body that goes silent after some data fails with the inactivity
+/// timeout, never earlier than the timeout after its last chunk (a timer
+/// armed at an earlier chunk must not cut it short) and within a generous
+/// bound after it.
+#[test]
+fn body_silent_after_data_times_out_one_period_after_its_last_chunk() {
+    let spawn = PoolSpawn::new();
+    let timeout = Duration::from_millis(150);
+    let dl = Downloader::new(
+        config(&spawn, trickle(Duration::from_millis(90), Some(4)))
+            .inactivity_timeout(timeout)
+            .retry(RetryPolicy::none()),
+    );
+    let (stamps, end) = stamped_read(&dl, "/trickle");
+    assert!(
+        matches!(
+            end,
+            Err(NetError::Timeout {
+                kind: TimeoutKind::Inactivity,
+                ..
+            })
+        ),
+        "{end:?}"
+    );
+    assert_eq!(stamps.len(), 5, "four chunks, then the error");
+    let silence = stamps[4].duration_since(stamps[3]);
+    assert!(silence >= timeout, "timed out early: {silence:?}");
+    assert!(
+        silence < Duration::from_secs(5),
+        "timed out late: {silence:?}"
+    );
+}
+
+/// A zero inactivity timeout is off: a stalled body waits, and cancelling
+/// the peer ends it with `Cancelled` at once.
+#[test]
+fn zero_inactivity_timeout_waits_until_cancelled() {
+    let spawn = PoolSpawn::new();
+    let dl = Downloader::new(
+        config(&spawn, trickle(Duration::ZERO, Some(2))).inactivity_timeout(Duration::ZERO),
+    );
+    let h = dl.register(Arc::new(Idle));
+    let token = h.cancel();
+    let cancel_at = Arc::new(Mutex::new(None));
+    let at = cancel_at.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        *at.lock().unwrap() = Some(Instant::now());
+        token.cancel();
+    });
+    let result = block_on_timeout(LIMIT, async {
+        let mut body = h.execute(FetchCmd::get(url("/trickle"))).await?.body;
+        let mut n = 0;
+        while let Some(chunk) = body.next().await {
+            n += chunk?.len();
+        }
+        Ok::<_, NetError>(n)
+    });
+    canceller.join().unwrap();
+    assert!(matches!(result, Err(NetError::Cancelled)), "{result:?}");
+    let late = cancel_at.lock().unwrap().unwrap().elapsed();
+    assert!(late < Duration::from_secs(5), "cancel took {late:?}");
+}
+
+/// Counts the timers made through it.
+struct CountSleeps {
+    inner: PoolSpawn,
+    sleeps: Arc<AtomicUsize>,
+}
+
+impl kithara_stream::rt::Spawn for CountSleeps {
+    fn spawn(&self, task: kithara_stream::rt::BoxFuture<'static, ()>) {
+        self.inner.spawn(task);
+    }
+    fn sleep(&self, d: Duration) -> kithara_stream::rt::BoxFuture<'static, ()> {
+        self.sleeps.fetch_add(1, Ordering::SeqCst);
+        sleep(d)
+    }
+}
+
+/// Returns `Pending` (and wakes itself) before every chunk, as a socket
+/// that is read faster than it fills does.
+struct PendingFirstClient(MemoryClient);
+
+#[async_trait::async_trait]
+impl HttpClient for PendingFirstClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
+        let mut resp = self.0.send(request).await?;
+        let mut body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+        let mut yielded = false;
+        let body = futures::stream::poll_fn(move |cx| {
+            yielded = !yielded;
+            if yielded {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            body.poll_next_unpin(cx)
+        });
+        Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+    }
+}
+
+/// The inactivity timeout costs one timer per body, not one per chunk,
+/// also when every chunk is waited for.
+#[test]
+fn inactivity_timer_is_made_once_per_body_not_per_chunk() {
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        "http://127.0.0.1/many",
+        MemoryResource::new(pattern(200_000, 4).to_vec()).chunk_size(1000),
+    );
+    let sleeps = Arc::new(AtomicUsize::new(0));
+    let spawn = CountSleeps {
+        inner: PoolSpawn::new(),
+        sleeps: sleeps.clone(),
+    };
+    let dl = Downloader::new(
+        DownloaderConfig::new(Arc::new(spawn), Arc::new(PendingFirstClient(mem)))
+            .soft_timeout(Duration::ZERO)
+            .request_timeout(Duration::ZERO)
+            .inactivity_timeout(Duration::from_secs(30)),
+    );
+    let h = dl.register(Arc::new(Idle));
+    let body = block_on_timeout(LIMIT, async {
+        h.execute(FetchCmd::get(url("/many")))
+            .await?
+            .body
+            .collect()
+            .await
+    })
+    .unwrap();
+    assert_eq!(body.len(), 200_000);
+    let made = sleeps.load(Ordering::SeqCst);
+    assert!(made <= 2, "{made} timers for 200 chunks");
+}
+
+// ------------------------------------------- the loop and slow peer teardown
+
+/// Holds a peer's drop until released (or 30 s pass), like a file-backed
+/// protocol whose last storage handle syncs and closes a large cache file.
+#[derive(Default)]
+struct Gate {
+    entered: AtomicBool,
+    open: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Opens the gate however the test ends, so no pool thread stays blocked.
+struct OpenOnDrop(Arc<Gate>);
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+struct SlowDropPeer(Arc<Gate>);
+impl Peer for SlowDropPeer {}
+impl Drop for SlowDropPeer {
+    fn drop(&mut self) {
+        self.0.entered.store(true, Ordering::SeqCst);
+        let open = self.0.open.lock().unwrap();
+        let _ = self
+            .0
+            .cv
+            .wait_timeout_while(open, Duration::from_secs(30), |open| !*open)
+            .unwrap();
+    }
+}
+
+/// A retired peer is dropped off the loop: while its teardown blocks,
+/// another peer registers and its `execute` body delivers its first chunk.
+/// (Before, the loop itself ran the drop, and everything else waited for
+/// it: tens of ms after a large file-backed stream, in the pipeline bench.)
+#[test]
+fn slow_peer_teardown_does_not_stall_the_loop() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/x", pattern(5000, 6).to_vec());
+    let dl = Downloader::new(config(&spawn, mem));
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    drop(dl.register(Arc::new(SlowDropPeer(gate.clone()))));
+    assert!(wait_until(LIMIT, || gate.entered.load(Ordering::SeqCst)));
+    let h = dl.register(Arc::new(Idle));
+    let first = block_on_timeout(Duration::from_secs(10), async {
+        let mut body = h.execute(FetchCmd::get(url("/x"))).await?.body;
+        body.next().await.unwrap_or(Err(NetError::Cancelled))
+    })
+    .unwrap();
+    assert!(!first.is_empty());
+    assert!(
+        !*gate.open.lock().unwrap(),
+        "the first chunk came while the old peer's drop still blocked"
+    );
 }

@@ -2,8 +2,10 @@
 //! retry, timeout, validation and resume policy.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -17,12 +19,12 @@ use super::cmd::writer_error;
 use super::downloader::{Shared, Slot};
 use super::events::{CancelReason, DownloaderEvent, Hub, RequestId, bandwidth_bps};
 use super::{FetchResponse, OnCompleteFn, OnResponseFn, ValidatorFn, WriterFn};
-use crate::cancel::{CancelGroup, CancelToken};
+use crate::cancel::{CancelGroup, CancelToken, Cancelled};
 use crate::net::{
     ByteStream, ContentRange, HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod,
     TimeoutKind, TransportKind,
 };
-use crate::rt;
+use crate::rt::{self, BoxFuture, Spawn};
 
 /// The tokens a command's cancel group is made of, kept for classification.
 pub(crate) struct Tokens {
@@ -216,8 +218,8 @@ async fn race_cancel<F: Future>(cancel: &CancelGroup, fut: F) -> Result<F::Outpu
 
 /// [`rt::timeout`], except that a zero duration means no timeout.
 async fn timeout_unless_zero<F: Future>(
-    spawn: &dyn crate::rt::Spawn,
-    duration: std::time::Duration,
+    spawn: &dyn Spawn,
+    duration: Duration,
     fut: F,
 ) -> Result<F::Output, rt::Elapsed> {
     if duration.is_zero() {
@@ -322,12 +324,64 @@ impl Request {
     }
 }
 
+/// The body inactivity timeout as one re-armed timer per body instead of
+/// one timer per chunk: [`restart`](Self::restart) is a clock read and a
+/// field write; the timer is made only when a wait is `Pending` and, when it
+/// fires early (progress was made since it was armed), re-armed for the
+/// time that is really left.
+struct Watchdog {
+    period: Duration,
+    /// When the current wait for a chunk began.
+    since: Instant,
+    timer: Option<BoxFuture<'static, ()>>,
+}
+
+impl Watchdog {
+    /// `None` for a zero period (no inactivity timeout).
+    fn new(period: Duration) -> Option<Self> {
+        (!period.is_zero()).then(|| Self {
+            period,
+            since: Instant::now(),
+            timer: None,
+        })
+    }
+
+    /// A new wait begins: the full period is granted from now.
+    fn restart(&mut self) {
+        self.since = Instant::now();
+    }
+
+    /// `Ready` once `period` has passed since the last restart.
+    fn poll_expired(&mut self, spawn: &dyn Spawn, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let timer = match &mut self.timer {
+                Some(t) => t,
+                None => {
+                    let left = self.period.saturating_sub(self.since.elapsed());
+                    if left.is_zero() {
+                        return Poll::Ready(());
+                    }
+                    self.timer.insert(spawn.sleep(left))
+                }
+            };
+            futures::ready!(timer.as_mut().poll(cx));
+            // Never poll a finished timer again; arm a new one if the
+            // deadline moved on since this one was set.
+            self.timer = None;
+        }
+    }
+}
+
 /// Reads a body under the policy: cancel, inactivity timeout, short/long
 /// body detection, and resume with `Range` after a retryable failure.
 pub(crate) struct Reader {
     req: Arc<Request>,
     publisher: Publisher,
     stream: ByteStream,
+    /// Kept across chunks: one listener per body, not one per chunk.
+    cancelled: Cancelled,
+    /// `None` when the inactivity timeout is off.
+    watchdog: Option<Watchdog>,
     /// Resource offset of the next byte.
     pos: u64,
     /// Resource offset one past the last byte expected, when known.
@@ -367,7 +421,10 @@ impl Reader {
             // the body is the resource from byte 0.
             (0, content_length, content_length)
         };
+        let watchdog = Watchdog::new(req.shared.cfg.inactivity_timeout);
         Ok(Self {
+            cancelled: req.cancel.cancelled(),
+            watchdog,
             req,
             publisher,
             stream: body,
@@ -400,54 +457,69 @@ impl Reader {
         }
     }
 
+    /// The next chunk of the current stream (`Ok(None)` at its end), or
+    /// `Err`: the stream's error, `Cancelled` when the command is cancelled
+    /// first, or the inactivity `Timeout` (resumable) when the body stays
+    /// silent that long. A ready chunk costs one atomic load: the timer
+    /// and the cancel listener are only polled when the stream is
+    /// `Pending`, and both are kept across chunks.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, NetError>> {
+        // Cancellation wins over a ready chunk (one atomic load).
+        if self.req.cancel.is_cancelled() {
+            return Poll::Ready(Err(NetError::Cancelled));
+        }
+        if let Poll::Ready(item) = self.stream.poll_next_unpin(cx) {
+            return Poll::Ready(match item {
+                Some(Ok(chunk)) => Ok(Some(chunk)),
+                Some(Err(e)) => Err(e),
+                None => Ok(None),
+            });
+        }
+        if Pin::new(&mut self.cancelled).poll(cx).is_ready() {
+            return Poll::Ready(Err(NetError::Cancelled));
+        }
+        if let Some(w) = &mut self.watchdog
+            && w.poll_expired(&*self.req.shared.cfg.spawn, cx).is_ready()
+        {
+            return Poll::Ready(Err(NetError::Timeout {
+                kind: TimeoutKind::Inactivity,
+                url: self.req.url.clone(),
+            }));
+        }
+        Poll::Pending
+    }
+
     async fn read_one(&mut self) -> Result<Option<Bytes>, NetError> {
-        let url = &self.req.url;
+        if let Some(w) = &mut self.watchdog {
+            w.restart();
+        }
         loop {
-            let cfg = &self.req.shared.cfg;
-            let next = timeout_unless_zero(&*cfg.spawn, cfg.inactivity_timeout, self.stream.next());
-            let item = match race_cancel(&self.req.cancel, next).await? {
-                Err(rt::Elapsed) => {
-                    return Err(NetError::Timeout {
-                        kind: TimeoutKind::Inactivity,
-                        url: url.clone(),
+            let Some(chunk) = futures::future::poll_fn(|cx| self.poll_item(cx)).await? else {
+                if let Some(end) = self.end.filter(|&end| self.pos < end) {
+                    return Err(NetError::Transport {
+                        kind: TransportKind::Body,
+                        url: self.req.url.clone(),
+                        message: format!(
+                            "body ended early: at byte {} of {end} announced",
+                            self.pos
+                        ),
                     });
                 }
-                Ok(item) => item,
+                return Ok(None);
             };
-            match item {
-                Some(Ok(chunk)) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    let n = chunk.len() as u64;
-                    let new_pos = self.pos.saturating_add(n);
-                    if self.end.is_some_and(|end| new_pos > end) {
-                        return Err(invalid(
-                            url,
-                            format!(
-                                "body longer than announced: more than {} bytes",
-                                self.end.unwrap_or_default()
-                            ),
-                        ));
-                    }
-                    self.pos = new_pos;
-                    return Ok(Some(chunk));
-                }
-                Some(Err(e)) => return Err(e),
-                None => {
-                    if let Some(end) = self.end.filter(|&end| self.pos < end) {
-                        return Err(NetError::Transport {
-                            kind: TransportKind::Body,
-                            url: url.clone(),
-                            message: format!(
-                                "body ended early: at byte {} of {end} announced",
-                                self.pos
-                            ),
-                        });
-                    }
-                    return Ok(None);
-                }
+            // An empty chunk is not progress: the wait goes on, unrestarted.
+            if chunk.is_empty() {
+                continue;
             }
+            let new_pos = self.pos.saturating_add(chunk.len() as u64);
+            if let Some(end) = self.end.filter(|&end| new_pos > end) {
+                return Err(invalid(
+                    &self.req.url,
+                    format!("body longer than announced: more than {end} bytes"),
+                ));
+            }
+            self.pos = new_pos;
+            return Ok(Some(chunk));
         }
     }
 

@@ -182,7 +182,8 @@ impl Registry {
             if self.peers[i].token.is_cancelled() {
                 // Dropping its receiver fails later `execute` calls; its
                 // queued entries are cancelled by the sweep below.
-                self.peers.remove(i);
+                let gone = self.peers.remove(i);
+                self.release(gone.peer);
                 removed = true;
                 continue;
             }
@@ -213,6 +214,18 @@ impl Registry {
         if removed {
             self.sweep();
         }
+    }
+
+    /// Drops a retired peer on a task of its own, not on the loop: its
+    /// drop may release the last handle to its storage (closing, syncing or
+    /// freeing a large cache), and the loop must stay free for every other
+    /// peer meanwhile. An executor that drops the task unrun drops the
+    /// peer with it.
+    fn release(&self, peer: Arc<dyn Peer>) {
+        self.shared
+            .cfg
+            .spawn
+            .spawn(Box::pin(async move { drop(peer) }));
     }
 
     fn reslot(&mut self, peer: u64, priority: RequestPriority) {
