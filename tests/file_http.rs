@@ -402,6 +402,52 @@ backend_tests! {
         assert_eq!(server.stats().requests, 0);
     }
 
+    /// A cache file that does not exist yet (nor its folder): one request
+    /// each, the bytes exact, and the file completes (committed, sidecar
+    /// removed), also for an empty body.
+    fn fresh_cache_file_is_one_request_and_completes(env) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start();
+        let dl = downloader(&env, 4);
+        for (name, len) in [("small", 1000), ("big", 700_000), ("empty", 0)] {
+            let body = pseudo_random(len, 25);
+            let url_path = format!("/{name}");
+            server.add(&url_path, Resource::new(body.clone()));
+            let path = dir.path().join("sub").join(name);
+            let mut s = open_cached(&dl, &server.url(&url_path), &path).await.unwrap();
+            assert_eq!(s.len(), Some(len as u64));
+            let storage = s.source().storage().clone();
+            let (s, got) = blocking(move || {
+                let got = read_to_end(&mut s).unwrap();
+                (s, got)
+            })
+            .await;
+            assert_same(&got, &body[..]);
+            // The commit follows the last byte: keep the stream until then.
+            wait_committed(storage.clone()).await;
+            assert_eq!(storage.len(), Some(len as u64));
+            drop(s);
+            drop(storage);
+            assert!(!dir.path().join("sub").join(format!("{name}.ranges")).exists());
+            assert_eq!(server.stats().requests_for(&url_path), 1, "{name}");
+        }
+    }
+
+    /// A cache file that cannot be created (its parent is a regular file)
+    /// is a typed storage error from `new`.
+    fn uncreatable_cache_file_is_a_storage_error(env) {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let server = TestServer::start();
+        server.add("/u", Resource::new(pseudo_random(100_000, 26)));
+        let dl = downloader(&env, 4);
+        let e = open_cached(&dl, &server.url("/u"), &blocker.join("file"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SourceError::Storage(_)), "{e:?}");
+    }
+
     /// 32 streams on one downloader: all byte-exact, and the server never
     /// sees more connections than `max_concurrent`.
     fn thirty_two_concurrent_streams_share_one_downloader(env) {

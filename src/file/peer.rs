@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -238,6 +238,26 @@ impl Shared {
         self.storage.fail(msg);
     }
 
+    /// Commits the storage once every byte up to the known length (or
+    /// limit) is present; nothing otherwise or when already done. Takes the
+    /// state guard: the commit (for a cache file an `fdatasync` of the whole
+    /// file) runs without the lock.
+    fn commit_if_complete(&self, mut st: MutexGuard<'_, State>) {
+        let Some(limit) = st.len.or(st.limit) else {
+            return;
+        };
+        if st.done || st.error.is_some() || self.storage.next_gap(0, limit).is_some() {
+            return;
+        }
+        st.done = true;
+        let len = st.len;
+        drop(st);
+        if let Err(e) = self.storage.commit(len) {
+            lock(&self.state).done = false;
+            self.fail(Terminal::Storage(e.to_string()));
+        }
+    }
+
     /// Plans the next fetch (under the state lock), or says there is none.
     fn plan(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
         let mut st = lock(&self.state);
@@ -264,13 +284,9 @@ impl Shared {
             if st.len.is_none() && st.limit.is_none() {
                 return Poll::Pending;
             }
-            st.done = true;
-            let len = st.len;
-            drop(st);
-            if let Err(e) = self.storage.commit(len) {
-                lock(&self.state).done = false;
-                self.fail(Terminal::Storage(e.to_string()));
-            }
+            // Usually the last fetch's completion committed already; this
+            // covers a resource that needed no fetch (or a 416 limit).
+            self.commit_if_complete(st);
             return Poll::Ready(None);
         };
         let start = gap.start;
@@ -459,6 +475,7 @@ impl Shared {
         };
         let rejected = reject.is_some();
         let error = reject.or_else(|| err.cloned());
+        let succeeded = error.is_none();
         let mut fatal = None;
         {
             let mut st = lock(&self.state);
@@ -506,6 +523,12 @@ impl Shared {
                 }
                 Some(e) => fatal = Some(e),
             }
+        }
+        // Commit here, on the fetch's task, rather than in `plan`: `plan`
+        // runs on the downloader's loop, which a cache file's `fdatasync`
+        // (tens of ms for a big file) would stall for every peer.
+        if succeeded {
+            self.commit_if_complete(lock(&self.state));
         }
         match fatal {
             Some(e) => self.fail(Terminal::Net(e)),
