@@ -130,8 +130,8 @@ impl FetchCmd {
     }
 
     /// Sets the body consumer, which receives each chunk as the HTTP
-    /// client's own [`Bytes`](bytes::Bytes): keeping it costs no copy (e.g.
-    /// [`StorageResource::write_bytes`](crate::storage::StorageResource::write_bytes)).
+    /// client's own [`Bytes`](bytes::Bytes): keeping or forwarding it costs
+    /// no copy.
     /// An `Err` from it aborts the fetch with [`NetError::Writer`].
     pub fn writer_bytes(
         mut self,

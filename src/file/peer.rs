@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
@@ -339,7 +338,7 @@ impl Shared {
         let s3 = self.clone();
         let cmd = cmd
             .on_response(move |h| s1.on_response(&c1, h))
-            .writer_bytes(move |chunk| s2.write(&c2, chunk))
+            .writer(move |chunk| s2.write(&c2, chunk))
             .on_complete(move |bytes, _h, err| s3.on_complete(&ctx, bytes, err));
         Poll::Ready(Some(vec![cmd]))
     }
@@ -429,7 +428,7 @@ impl Shared {
 
     /// One body chunk: lands in storage at its offset (bytes before the
     /// wanted start of a 200 answer are skipped).
-    fn write(&self, ctx: &Mutex<FetchCtx>, chunk: Bytes) -> io::Result<()> {
+    fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
         let mut ctx = lock(ctx);
         if let Some(r) = &ctx.reject {
             return Err(io::Error::other(r.to_string()));
@@ -438,11 +437,10 @@ impl Shared {
         let n = chunk.len() as u64;
         let skip = usize::try_from(ctx.start.saturating_sub(off).min(n)).unwrap_or(chunk.len());
         if skip < chunk.len() {
-            let stored = (chunk.len() - skip) as u64;
             self.storage
-                .write_bytes(off + skip as u64, chunk.slice(skip..))
+                .write_at(off + skip as u64, &chunk[skip..])
                 .map_err(io::Error::other)?;
-            ctx.stored += stored;
+            ctx.stored += (chunk.len() - skip) as u64;
         }
         ctx.offset = off + n;
         ctx.frontier.store(ctx.offset, Ordering::Release);

@@ -1,11 +1,8 @@
 //! The memory backend: fixed-size pages allocated only where bytes land.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-
-use bytes::Bytes;
 
 use crate::cancel::lock;
 
@@ -70,76 +67,10 @@ impl PageBuf {
 /// Page index → page. A map, not a vector, so a write near `u64::MAX`
 /// costs one page and no index table. Each page has its own lock, so a
 /// reader copying out of one page never stalls a writer filling the next.
-///
-/// Chunks handed over whole ([`write_bytes`](Self::write_bytes)) wait in
-/// `pending` until someone copies them into pages: preferably the reader,
-/// right after it consumed them (it has them hot in cache and its thread is
-/// otherwise idle), else the writer once more than `PENDING_MAX` bytes wait.
-/// So a reader keeping up with the download takes the copy off the receive
-/// path. A byte is always in `pending`, in a page, or both: an entry leaves
-/// `pending` only after its copy landed.
 #[derive(Default)]
 pub(crate) struct Pages {
     pages: RwLock<BTreeMap<u64, Page>>,
-    pending: Mutex<Pending>,
-    /// Held by whoever copies into pages, so copies of overlapping data
-    /// land in write order.
-    copying: Mutex<()>,
 }
-
-/// Chunks by offset; entries never overlap.
-#[derive(Default)]
-struct Pending {
-    chunks: BTreeMap<u64, Bytes>,
-    bytes: usize,
-}
-
-impl Pending {
-    /// Clones of the entries overlapping `range`.
-    fn overlapping(&self, range: Range<u64>) -> Vec<(u64, Bytes)> {
-        let first = self
-            .chunks
-            .range(..range.start)
-            .next_back()
-            .filter(|&(&off, b)| off + b.len() as u64 > range.start)
-            .map(|(&off, _)| off)
-            .unwrap_or(range.start);
-        self.chunks
-            .range(first..range.end)
-            .map(|(&off, b)| (off, b.clone()))
-            .collect()
-    }
-
-    /// The entry holding `pos`, if any, and where the next entry starts.
-    fn at(&self, pos: u64) -> (Option<(u64, Bytes)>, Option<u64>) {
-        let hit = self
-            .chunks
-            .range(..=pos)
-            .next_back()
-            .filter(|&(&off, b)| off + b.len() as u64 > pos)
-            .map(|(&off, b)| (off, b.clone()));
-        let next = self.chunks.range(pos + 1..).next().map(|(&off, _)| off);
-        (hit, next)
-    }
-
-    /// Removes `entries` that are still the same chunks.
-    fn remove(&mut self, entries: &[(u64, Bytes)]) {
-        for (off, b) in entries {
-            if self
-                .chunks
-                .get(off)
-                .is_some_and(|cur| cur.as_ptr() == b.as_ptr() && cur.len() == b.len())
-            {
-                self.chunks.remove(off);
-                self.bytes -= b.len();
-            }
-        }
-    }
-}
-
-/// Bytes of handed-over chunks that may wait for a reader before the writer
-/// copies them itself. Bounds the network buffers kept alive.
-const PENDING_MAX: usize = 2 << 20;
 
 impl Pages {
     fn get(&self, idx: u64) -> Option<Page> {
@@ -168,57 +99,6 @@ impl Pages {
     /// Copies `data` to `offset`. The caller has checked that
     /// `offset + data.len()` does not overflow.
     pub(crate) fn write(&self, offset: u64, data: &[u8]) {
-        let _copying = lock(&self.copying);
-        // Older pending bytes there must not shadow this write.
-        let older = lock(&self.pending).overlapping(offset..offset + data.len() as u64);
-        self.settle(&older);
-        self.copy_in(offset, data);
-    }
-
-    /// Takes `data` for `offset` without copying it (see the type's docs).
-    /// The caller has checked that `offset + data.len()` does not overflow.
-    pub(crate) fn write_bytes(&self, offset: u64, data: Bytes) {
-        let end = offset + data.len() as u64;
-        let spill = {
-            let mut p = lock(&self.pending);
-            if !p.overlapping(offset..end).is_empty() {
-                drop(p);
-                return self.write(offset, &data);
-            }
-            p.bytes += data.len();
-            p.chunks.insert(offset, data);
-            if p.bytes <= PENDING_MAX {
-                return;
-            }
-            // Nobody is consuming: copy the oldest half ourselves.
-            let mut spill = Vec::new();
-            let mut n = 0;
-            for (&off, b) in &p.chunks {
-                if n >= PENDING_MAX / 2 {
-                    break;
-                }
-                n += b.len();
-                spill.push((off, b.clone()));
-            }
-            spill
-        };
-        let _copying = lock(&self.copying);
-        self.settle(&spill);
-    }
-
-    /// Copies `entries` into pages, then drops them from `pending`. The
-    /// caller holds `copying`.
-    fn settle(&self, entries: &[(u64, Bytes)]) {
-        if entries.is_empty() {
-            return;
-        }
-        for (off, b) in entries {
-            self.copy_in(*off, b);
-        }
-        lock(&self.pending).remove(entries);
-    }
-
-    fn copy_in(&self, offset: u64, data: &[u8]) {
         let mut pos = offset;
         let mut rest = data;
         while !rest.is_empty() {
@@ -235,50 +115,23 @@ impl Pages {
 
     /// Copies `buf.len()` bytes from `offset`. The caller has checked that
     /// they were all written; a missing page would read as zeros, which the
-    /// range bookkeeping above rules out. Afterwards, moves the handed-over
-    /// chunks that this read consumed into pages, unless a writer is copying
-    /// right now (then they wait for the next read or the writer).
+    /// range bookkeeping above rules out.
     pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) {
-        let end = offset + buf.len() as u64;
         let mut pos = offset;
         let mut done = 0;
-        let mut consumed = Vec::new();
         while done < buf.len() {
-            let (hit, next) = lock(&self.pending).at(pos);
-            let n = match hit {
-                Some((off, b)) => {
-                    let within = (pos - off) as usize;
-                    let n = (buf.len() - done).min(b.len() - within);
-                    buf[done..done + n].copy_from_slice(&b[within..within + n]);
-                    if off + b.len() as u64 <= end {
-                        consumed.push((off, b));
-                    }
-                    n
+            let (idx, within) = split(pos);
+            let n = (buf.len() - done).min(PAGE - within);
+            let dst = &mut buf[done..done + n];
+            match self.get(idx) {
+                Some(page) => {
+                    let page = page.read().unwrap_or_else(PoisonError::into_inner);
+                    dst.copy_from_slice(&page.bytes()[within..within + n]);
                 }
-                None => {
-                    let (idx, within) = split(pos);
-                    let mut n = (buf.len() - done).min(PAGE - within);
-                    if let Some(next) = next {
-                        n = n.min(usize::try_from(next - pos).unwrap_or(usize::MAX));
-                    }
-                    let dst = &mut buf[done..done + n];
-                    match self.get(idx) {
-                        Some(page) => {
-                            let page = page.read().unwrap_or_else(PoisonError::into_inner);
-                            dst.copy_from_slice(&page.bytes()[within..within + n]);
-                        }
-                        None => dst.fill(0),
-                    }
-                    n
-                }
-            };
+                None => dst.fill(0),
+            }
             done += n;
             pos += n as u64;
-        }
-        if !consumed.is_empty()
-            && let Ok(_copying) = self.copying.try_lock()
-        {
-            self.settle(&consumed);
         }
     }
 
@@ -426,33 +279,5 @@ mod tests {
         let mut far = [1u8; 4];
         p.read(PAGE as u64 * 3, &mut far);
         assert_eq!(far, [0; 4]);
-    }
-
-    fn pending_bytes(p: &Pages) -> usize {
-        lock(&p.pending).bytes
-    }
-
-    #[test]
-    fn handed_over_chunks_are_bounded_and_settled_by_reads() {
-        let p = Pages::default();
-        let chunk = Bytes::from(vec![7u8; 256 * 1024]);
-        // Nobody reads: the writer copies once more than PENDING_MAX waits.
-        for i in 0..40u64 {
-            p.write_bytes(i * chunk.len() as u64, chunk.clone());
-            assert!(pending_bytes(&p) <= PENDING_MAX);
-        }
-        assert!(pending_bytes(&p) > 0);
-        // A read that consumes whole chunks moves them into pages ...
-        let all = 40 * chunk.len();
-        let mut buf = vec![0u8; all];
-        p.read(0, &mut buf);
-        assert!(buf.iter().all(|&b| b == 7));
-        assert_eq!(pending_bytes(&p), 0);
-        // ... and one that ends inside a chunk leaves that chunk waiting.
-        p.write_bytes(all as u64, chunk.clone());
-        p.read(all as u64, &mut buf[..10]);
-        assert_eq!(pending_bytes(&p), chunk.len());
-        p.read(all as u64, &mut buf[..chunk.len()]);
-        assert_eq!(pending_bytes(&p), 0);
     }
 }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use event_listener::{Event, EventListener, Listener};
 
 use super::file::{self, FileData};
@@ -277,45 +276,11 @@ impl StorageResource {
     /// [`InvalidRange`](StorageError::InvalidRange) if `offset + len`
     /// overflows, [`Io`](StorageError::Io). An empty write is a no-op.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> StorageResult<()> {
-        self.write_with(offset, data.len(), |d| match d {
-            Data::File(f) => f.write_all_at(offset, data),
-            Data::Memory(pages) => {
-                pages.write(offset, data);
-                Ok(())
-            }
-        })
-    }
-
-    /// [`write_at`](Self::write_at) for an owned chunk, such as a body chunk
-    /// from an HTTP client. Memory storage keeps the chunk as it is and copies
-    /// it into its pages later, preferably on the reader's thread right after
-    /// the reader consumed it, so a reader that keeps up takes that copy off
-    /// the writer's (the network's) path. At most a few MiB of chunks wait
-    /// this way; past that the writer copies. File storage writes at once.
-    ///
-    /// Errors: as [`write_at`](Self::write_at).
-    pub fn write_bytes(&self, offset: u64, data: Bytes) -> StorageResult<()> {
-        let len = data.len();
-        self.write_with(offset, len, |d| match d {
-            Data::File(f) => f.write_all_at(offset, &data),
-            Data::Memory(pages) => {
-                pages.write_bytes(offset, data);
-                Ok(())
-            }
-        })
-    }
-
-    fn write_with(
-        &self,
-        offset: u64,
-        len: usize,
-        write: impl FnOnce(&Data) -> io::Result<()>,
-    ) -> StorageResult<()> {
-        if len == 0 {
+        if data.is_empty() {
             return Ok(());
         }
         let end = offset
-            .checked_add(len as u64)
+            .checked_add(data.len() as u64)
             .ok_or(StorageError::InvalidRange {
                 start: offset,
                 end: u64::MAX,
@@ -330,7 +295,10 @@ impl StorageResource {
         // Both backends write under the shared data lock: file I/O is
         // positional and memory pages have their own locks. Only a commit
         // (file truncation) takes it exclusively.
-        write(&read_data(&self.inner.data))?;
+        match &*read_data(&self.inner.data) {
+            Data::File(f) => f.write_all_at(offset, data)?,
+            Data::Memory(pages) => pages.write(offset, data),
+        }
         {
             let mut st = lock(&self.inner.state);
             st.available.insert(offset..end);
