@@ -325,12 +325,13 @@ fn file_resource_survives_reopen_committed() {
     {
         let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
         assert_eq!(r.status(), ResourceStatus::Active);
+        r.write_at(50_000, &body[50_000..]).unwrap();
+        // Written on a helper thread, but on disk before the first write returns.
         assert!(
             dir.path()
                 .join(format!("sub/song.bin{SIDECAR_SUFFIX}"))
                 .exists()
         );
-        r.write_at(50_000, &body[50_000..]).unwrap();
         r.write_at(0, &body[..50_000]).unwrap();
         r.commit(Some(body.len() as u64)).unwrap();
         assert!(
@@ -420,6 +421,43 @@ fn corrupt_sidecar_is_a_typed_error() {
         StorageResource::open_file(&path, CancelToken::new()),
         Err(StorageError::CorruptMetadata { .. })
     ));
+}
+
+/// A fresh file's first sidecar is written on a helper thread, but no data
+/// write returns before it is on disk: a crash right after a write (here:
+/// the resource leaked, so no drop-time flush) leaves a partial file that
+/// trusts nothing, never one that looks complete.
+#[test]
+fn fresh_file_never_looks_complete_after_a_crash() {
+    for i in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("fresh{i}"));
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, b"some bytes").unwrap();
+        let side = std::fs::read_to_string(dir.path().join(format!("fresh{i}{SIDECAR_SUFFIX}")))
+            .expect("the sidecar exists once a write returned");
+        assert!(side.contains("state active"), "{side}");
+        std::mem::forget(r); // the crash: no flush, no drop
+        let again = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(again.status(), ResourceStatus::Active);
+        assert!(!again.contains_range(0..1), "nothing recorded is trusted");
+    }
+}
+
+/// A fresh file whose sidecar cannot be written: the first write fails
+/// with a typed I/O error, and keeps failing.
+#[cfg(unix)]
+#[test]
+fn fresh_file_with_an_unwritable_sidecar_fails_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocked");
+    // A directory where the sidecar's temp file would go.
+    std::fs::create_dir(dir.path().join(format!("blocked{SIDECAR_SUFFIX}.tmp"))).unwrap();
+    let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(r.write_at(0, b"x"), Err(StorageError::Io(_))));
+    }
+    assert!(!r.contains_range(0..1));
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! its file length. A data file **with** a sidecar is partial: only the
 //! recorded ranges are trusted (resume). The sidecar is written when the
 //! resource is created (empty, so a crash before the first flush trusts
-//! nothing), on [`flush`](super::StorageResource::flush), `fail`, `reactivate`
+//! nothing; on a helper thread that the first data write waits for), on [`flush`](super::StorageResource::flush), `fail`, `reactivate`
 //! and drop, and removed by a commit that leaves no gap. Every rewrite goes
 //! through `<sidecar>.tmp` + rename, after `sync_data` on the data file, so
 //! the sidecar never claims bytes that are not on disk.
@@ -21,8 +21,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
 use super::{RangeSet, StorageError};
+use crate::cancel::lock;
 
 const MAGIC: &str = "kithara-stream ranges v1";
 
@@ -37,6 +41,16 @@ pub(crate) struct FileData {
     pub(crate) persistent: bool,
     /// Whether the data file is deleted on drop (temp files).
     pub(crate) delete_on_drop: bool,
+    /// A fresh file's first (empty) sidecar, made durable on a helper
+    /// thread: see [`start_first_sidecar`](Self::start_first_sidecar).
+    first_sidecar: Mutex<FirstSidecar>,
+    first_sidecar_done: AtomicBool,
+}
+
+enum FirstSidecar {
+    Done,
+    Running(JoinHandle<io::Result<()>>),
+    Failed(io::ErrorKind, String),
 }
 
 impl FileData {
@@ -49,7 +63,59 @@ impl FileData {
             path,
             persistent,
             delete_on_drop,
+            first_sidecar: Mutex::new(FirstSidecar::Done),
+            first_sidecar_done: AtomicBool::new(true),
         }
+    }
+
+    /// Writes the empty sidecar of a fresh file (so a crash never makes the
+    /// file look complete) on a helper thread: its `fsync` and rename take
+    /// 0.4 ms to several ms, and the caller can start the download meanwhile.
+    /// Every data write and sidecar update waits for it first
+    /// ([`first_sidecar`](Self::first_sidecar)), so no data byte can reach
+    /// the disk before the sidecar does. Without a thread, writes it here.
+    pub(crate) fn start_first_sidecar(&self) -> io::Result<()> {
+        if !self.persistent {
+            return Ok(());
+        }
+        let side = self.sidecar();
+        let text = sidecar_text(None, &RangeSet::new());
+        let job = std::thread::Builder::new()
+            .name("kithara-sidecar".into())
+            .spawn({
+                let side = side.clone();
+                let text = text.clone();
+                move || write_sidecar(&side, &text)
+            });
+        match job {
+            Ok(handle) => {
+                *lock(&self.first_sidecar) = FirstSidecar::Running(handle);
+                self.first_sidecar_done.store(false, Ordering::Release);
+                Ok(())
+            }
+            Err(_) => write_sidecar(&side, &text),
+        }
+    }
+
+    /// Waits for [`start_first_sidecar`](Self::start_first_sidecar)'s
+    /// thread; its error, if any, again on every later call.
+    fn first_sidecar(&self) -> io::Result<()> {
+        if self.first_sidecar_done.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut job = lock(&self.first_sidecar);
+        let res = match std::mem::replace(&mut *job, FirstSidecar::Done) {
+            FirstSidecar::Done => Ok(()),
+            FirstSidecar::Running(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the sidecar writer panicked"))),
+            FirstSidecar::Failed(kind, message) => Err(io::Error::new(kind, message)),
+        };
+        match &res {
+            Ok(()) => self.first_sidecar_done.store(true, Ordering::Release),
+            Err(e) => *job = FirstSidecar::Failed(e.kind(), e.to_string()),
+        }
+        res
     }
 
     pub(crate) fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
@@ -73,6 +139,7 @@ impl FileData {
     }
 
     pub(crate) fn write_all_at(&self, mut offset: u64, mut data: &[u8]) -> io::Result<()> {
+        self.first_sidecar()?;
         while !data.is_empty() {
             match self.write_once(offset, data) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -152,27 +219,9 @@ impl FileData {
         if !self.persistent {
             return Ok(());
         }
+        self.first_sidecar()?;
         self.sync_data()?;
-        let mut text = String::with_capacity(64 + ranges.range_count() * 24);
-        text.push_str(MAGIC);
-        text.push('\n');
-        match committed {
-            Some(len) => text.push_str(&format!("state committed {len}\n")),
-            None => text.push_str("state active\n"),
-        }
-        for r in ranges.iter() {
-            text.push_str(&format!("range {} {}\n", r.start, r.end));
-        }
-        let side = self.sidecar();
-        let mut tmp = side.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_data()?;
-        }
-        fs::rename(&tmp, &side)
+        write_sidecar(&self.sidecar(), &sidecar_text(committed, ranges))
     }
 
     /// Removes the sidecar: the data file is now complete.
@@ -180,6 +229,7 @@ impl FileData {
         if !self.persistent {
             return Ok(());
         }
+        self.first_sidecar()?;
         self.sync_data()?;
         match fs::remove_file(self.sidecar()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -188,8 +238,38 @@ impl FileData {
     }
 }
 
+/// The sidecar's text.
+fn sidecar_text(committed: Option<u64>, ranges: &RangeSet) -> String {
+    let mut text = String::with_capacity(64 + ranges.range_count() * 24);
+    text.push_str(MAGIC);
+    text.push('\n');
+    match committed {
+        Some(len) => text.push_str(&format!("state committed {len}\n")),
+        None => text.push_str("state active\n"),
+    }
+    for r in ranges.iter() {
+        text.push_str(&format!("range {} {}\n", r.start, r.end));
+    }
+    text
+}
+
+/// Writes a sidecar durably: `<side>.tmp`, `sync_data`, rename.
+fn write_sidecar(side: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = side.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+    }
+    fs::rename(&tmp, side)
+}
+
 impl Drop for FileData {
     fn drop(&mut self) {
+        // A sidecar thread still running must not rename after we are gone.
+        let _ = self.first_sidecar();
         if self.delete_on_drop {
             let _ = fs::remove_file(&self.path);
         }
