@@ -31,7 +31,12 @@ pub(crate) enum Terminal {
 struct Active {
     id: u64,
     token: CancelToken,
+    /// The fetch's first wanted byte.
+    start: u64,
     end: Option<u64>,
+    /// One past the last byte the fetch has handed to storage, including
+    /// the chunk being stored right now (it moves before the write, so a
+    /// reader woken by the write never sees it behind its own position).
     frontier: Arc<AtomicU64>,
 }
 
@@ -190,7 +195,10 @@ impl Shared {
             Some(a) => {
                 let f = a.frontier.load(Ordering::Acquire);
                 let within = a.end.is_none_or(|e| pos < e);
-                let soon = pos >= f && pos - f <= self.reaim_window;
+                // Everything from the fetch's start to its frontier is stored
+                // or being stored; the window says how far ahead is worth
+                // waiting for.
+                let soon = pos >= a.start && pos <= f.saturating_add(self.reaim_window);
                 // Without Range support a new fetch restarts at byte 0:
                 // waiting for the running one is never slower.
                 let sequential = st.ranges_supported == Some(false) && pos >= f;
@@ -298,6 +306,7 @@ impl Shared {
         st.active = Some(Active {
             id,
             token: token.clone(),
+            start,
             end,
             frontier: frontier.clone(),
         });
@@ -436,6 +445,9 @@ impl Shared {
         let off = ctx.offset;
         let n = chunk.len() as u64;
         let skip = usize::try_from(ctx.start.saturating_sub(off).min(n)).unwrap_or(chunk.len());
+        // Before the write: the write wakes the reader, which must find the
+        // frontier past the bytes it just saw arrive (else it re-aims).
+        ctx.frontier.store(off + n, Ordering::Release);
         if skip < chunk.len() {
             self.storage
                 .write_at(off + skip as u64, &chunk[skip..])
@@ -443,7 +455,6 @@ impl Shared {
             ctx.stored += (chunk.len() - skip) as u64;
         }
         ctx.offset = off + n;
-        ctx.frontier.store(ctx.offset, Ordering::Release);
         self.timeline.set_download_position(ctx.offset);
         Ok(())
     }
@@ -626,6 +637,33 @@ mod tests {
         };
         assert_eq!(next[0].range, Some(RangeSpec::from_start(1000)));
         assert_eq!(next[0].priority, Some(RequestPriority::High));
+    }
+
+    /// A chunk bigger than the re-aim window is being stored: a reader woken
+    /// by its first bytes asks for positions inside or just past it. The
+    /// running fetch serves them; re-aiming (a new request) would be waste.
+    #[test]
+    fn a_reader_inside_the_chunk_being_stored_does_not_reaim() {
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let Poll::Ready(Some(first)) = peer.poll_next(&mut cx) else {
+            panic!("expected a first fetch");
+        };
+        let token = first[0].cancel.clone().unwrap();
+        let window = s.reaim_window;
+        let chunk = 4 * window + 100;
+        // 100 bytes stored, the rest of a 4-window chunk on its way.
+        s.storage.write_at(0, &[7; 100]).unwrap();
+        let frontier = lock(&s.state).active.as_ref().unwrap().frontier.clone();
+        frontier.store(chunk, Ordering::Release);
+        for pos in [100, chunk / 2, chunk - 1, chunk, chunk + window] {
+            s.want(pos);
+            assert!(!token.is_cancelled(), "re-aimed at {pos}");
+        }
+        s.want(chunk + window + 1);
+        assert!(token.is_cancelled(), "far past the window re-aims");
     }
 
     #[test]
