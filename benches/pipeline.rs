@@ -150,6 +150,9 @@ fn server_main() {
     drop(server);
 }
 
+/// The server child's pid, for its CPU time ([`bench::server_cpu_secs`]).
+static SERVER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// The server child; killed (stdin closed, then waited) on drop.
 struct ServerProcess {
     child: Child,
@@ -170,6 +173,7 @@ impl ServerProcess {
             .read_line(&mut line)
             .unwrap();
         let port = line.trim().parse().expect("server port");
+        SERVER_PID.store(child.id(), std::sync::atomic::Ordering::Relaxed);
         Self { child, port }
     }
 
@@ -568,6 +572,20 @@ mod bench {
             / 1e9
     }
 
+    /// CPU time of the server child's live threads, in seconds (0 when
+    /// unknown), from `/proc/<pid>/task/*/schedstat`.
+    pub(crate) fn server_cpu_secs() -> f64 {
+        let pid = super::SERVER_PID.load(std::sync::atomic::Ordering::Relaxed);
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0.0;
+        };
+        dir.flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum::<u64>() as f64
+            / 1e9
+    }
+
     /// CPU time of the calling thread (the reader), in seconds.
     fn thread_cpu_secs() -> f64 {
         std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -589,6 +607,8 @@ mod bench {
         pub(crate) cpu_per_gb: Vec<f64>,
         /// The calling (reader) thread's share.
         pub(crate) reader_cpu_per_gb: Vec<f64>,
+        /// The server child's CPU per GB over the same interval.
+        pub(crate) server_cpu_per_gb: Vec<f64>,
     }
 
     impl Series {
@@ -596,21 +616,23 @@ mod bench {
             // Let the previous case's background cleanup (the fetch task
             // dropping its storage handle, a temp file's unlink) finish first.
             std::thread::sleep(SETTLE);
-            let (c0, t0) = (cpu_secs(), thread_cpu_secs());
+            let (c0, t0, s0) = (cpu_secs(), thread_cpu_secs(), server_cpu_secs());
             let (m, first) = f();
             let gb = bytes as f64 / 1e9;
+            self.server_cpu_per_gb.push((server_cpu_secs() - s0) / gb);
             self.mbps.push(m);
             self.first_ms.push(first);
             self.cpu_per_gb.push((cpu_secs() - c0) / gb);
             self.reader_cpu_per_gb.push((thread_cpu_secs() - t0) / gb);
         }
 
-        fn last(&self) -> (f64, f64, f64) {
+        fn last(&self) -> (f64, f64, f64, f64) {
             let last = |v: &[f64]| v.last().copied().unwrap_or(f64::NAN);
             (
                 last(&self.mbps),
                 last(&self.first_ms),
                 last(&self.cpu_per_gb),
+                last(&self.server_cpu_per_gb),
             )
         }
 
@@ -628,6 +650,10 @@ mod bench {
 
         fn reader_cpu(&self) -> f64 {
             median(&self.reader_cpu_per_gb)
+        }
+
+        fn server_cpu(&self) -> f64 {
+            median(&self.server_cpu_per_gb)
         }
     }
 
@@ -672,8 +698,8 @@ mod bench {
                 }
             }
             let p = |s: &Series| {
-                let (m, f, c) = s.last();
-                format!("{m:.0} MB/s ({f:.2} ms, {c:.2} CPU s/GB)")
+                let (m, f, c, sc) = s.last();
+                format!("{m:.0} MB/s ({f:.2} ms, {c:.2} CPU s/GB, server {sc:.2})")
             };
             eprintln!(
                 "  [{}] {} run {}: raw {}, downloader alone {}, memory {}, file {}",
@@ -961,6 +987,19 @@ mod bench {
                 &|r| {
                     let s = pick(r);
                     format!("{:.2} / {:.2}", s.mem.reader_cpu(), s.file.reader_cpu())
+                },
+            );
+            row(
+                format!("{what}: server child CPU s per GB, raw / downloader / memory / file"),
+                &|r| {
+                    let s = pick(r);
+                    format!(
+                        "{:.2} / {:.2} / {:.2} / {:.2}",
+                        s.raw.server_cpu(),
+                        s.dl.server_cpu(),
+                        s.mem.server_cpu(),
+                        s.file.server_cpu()
+                    )
                 },
             );
         };
