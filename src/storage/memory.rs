@@ -70,6 +70,9 @@ impl PageBuf {
 #[derive(Default)]
 pub(crate) struct Pages {
     pages: RwLock<BTreeMap<u64, Page>>,
+    /// A page made ready for the writer by a waiting reader (see
+    /// [`prepare_spare`](Self::prepare_spare)).
+    spare: Mutex<Option<PageBuf>>,
 }
 
 impl Pages {
@@ -87,7 +90,8 @@ impl Pages {
         }
         // Allocate outside the map lock: populating a page takes a while
         // and readers of other pages must not wait for it.
-        let fresh = Arc::new(RwLock::new(PageBuf::take()));
+        let spare = lock(&self.spare).take();
+        let fresh = Arc::new(RwLock::new(spare.unwrap_or_else(PageBuf::take)));
         self.pages
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -135,6 +139,31 @@ impl Pages {
         }
     }
 
+    /// Makes a page ready for the writer's next new page, unless one is
+    /// ready already. Called by a reader about to block for bytes: the
+    /// kernel's work of mapping fresh memory (more CPU than receiving the
+    /// bytes) then happens on the idle reader's thread, not on the writer's,
+    /// which is the network's.
+    pub(crate) fn prepare_spare(&self) {
+        if lock(&self.spare).is_some() {
+            return;
+        }
+        let page = PageBuf::take();
+        let mut spare = lock(&self.spare);
+        if spare.is_none() {
+            *spare = Some(page);
+        } else {
+            drop(spare);
+            recycle([page]);
+        }
+    }
+
+    /// Gives the spare page back to the pool (the writer is done).
+    pub(crate) fn release_spare(&self) {
+        let spare = lock(&self.spare).take();
+        recycle(spare);
+    }
+
     #[cfg(test)]
     fn page_count(&self) -> usize {
         self.pages
@@ -147,21 +176,33 @@ impl Pages {
 impl Drop for Pages {
     fn drop(&mut self) {
         let pages = std::mem::take(self.pages.get_mut().unwrap_or_else(PoisonError::into_inner));
-        let limit = POOL.limit.load(Ordering::Relaxed) / PAGE;
-        if limit == 0 {
-            return;
+        let spare = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Every clone of a page lives inside a `&self` call, which cannot
+        // overlap a drop, so each page is unique here.
+        let bufs = pages
+            .into_values()
+            .filter_map(|p| Arc::try_unwrap(p).ok())
+            .map(|p| p.into_inner().unwrap_or_else(PoisonError::into_inner));
+        recycle(spare.into_iter().chain(bufs));
+    }
+}
+
+/// Puts pages into the pool up to its limit; the rest are unmapped.
+fn recycle(pages: impl IntoIterator<Item = PageBuf>) {
+    let limit = POOL.limit.load(Ordering::Relaxed) / PAGE;
+    if limit == 0 {
+        return;
+    }
+    let mut free = lock(&POOL.free);
+    for page in pages {
+        if free.len() >= limit {
+            break;
         }
-        let mut free = lock(&POOL.free);
-        for page in pages.into_values() {
-            if free.len() >= limit {
-                break;
-            }
-            // Every clone of a page lives inside a `&self` call, which cannot
-            // overlap a drop, so each page is unique here.
-            if let Ok(page) = Arc::try_unwrap(page) {
-                free.push(page.into_inner().unwrap_or_else(PoisonError::into_inner));
-            }
-        }
+        free.push(page);
     }
 }
 
@@ -279,5 +320,27 @@ mod tests {
         let mut far = [1u8; 4];
         p.read(PAGE as u64 * 3, &mut far);
         assert_eq!(far, [0; 4]);
+    }
+
+    #[test]
+    fn a_prepared_spare_becomes_the_next_new_page() {
+        let p = Pages::default();
+        p.prepare_spare();
+        assert!(lock(&p.spare).is_some());
+        // Preparing again keeps the one spare.
+        p.prepare_spare();
+        p.write(5, b"abc");
+        assert!(lock(&p.spare).is_none(), "the new page took the spare");
+        assert_eq!(p.page_count(), 1);
+        // A write into an existing page leaves a new spare alone.
+        p.prepare_spare();
+        p.write(10, b"def");
+        assert!(lock(&p.spare).is_some());
+        p.release_spare();
+        assert!(lock(&p.spare).is_none());
+        let mut out = [0u8; 8];
+        p.read(5, &mut out);
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(&out[5..], b"def");
     }
 }

@@ -373,7 +373,10 @@ impl StorageResource {
         };
         // Only the truncation needs readers out of the way.
         let truncated = match &*write_data(&self.inner.data) {
-            Data::Memory(_) => Ok(()),
+            Data::Memory(pages) => {
+                pages.release_spare();
+                Ok(())
+            }
             Data::File(f) => f.set_len(len),
         };
         // Waiters learn the end now; the durability work below (an
@@ -582,6 +585,7 @@ impl StorageResource {
             if let Some(t) = check() {
                 return Some(t);
             }
+            self.prepare_for_writer();
             match deadline {
                 None => listener.wait(),
                 Some(d) => {
@@ -589,6 +593,20 @@ impl StorageResource {
                         return check();
                     }
                 }
+            }
+        }
+    }
+
+    /// A reader is about to block for the writer: memory storage uses the
+    /// idle moment to map the writer's next page.
+    fn prepare_for_writer(&self) {
+        if let Data::Memory(pages) = &*read_data(&self.inner.data) {
+            let active = {
+                let st = lock(&self.inner.state);
+                st.committed.is_none() && st.failed.is_none()
+            };
+            if active && !self.inner.cancel.is_cancelled() {
+                pages.prepare_spare();
             }
         }
     }
