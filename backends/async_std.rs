@@ -24,4 +24,8 @@ impl Spawn for AsyncStdRuntime {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(::async_std::task::sleep(duration))
     }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        drop(::async_std::task::spawn_blocking(work));
+    }
 }

@@ -51,4 +51,8 @@ impl Spawn for TokioRuntime {
         let _ctx = self.handle.enter();
         Box::pin(::tokio::time::sleep(duration))
     }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        drop(self.handle.spawn_blocking(work));
+    }
 }

@@ -63,6 +63,15 @@ pub trait Spawn: Send + Sync + 'static {
 
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// Runs blocking `work` (a cache file's `fdatasync`, which takes tens
+    /// of ms for a big file) where it does not hold up async tasks, detached.
+    /// The default runs it at once on the calling thread; the bundled
+    /// backends hand it to their runtime's blocking pool. Override it if
+    /// your executor has one.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        work();
+    }
 }
 
 impl<S: Spawn + ?Sized> Spawn for Arc<S> {
@@ -72,6 +81,10 @@ impl<S: Spawn + ?Sized> Spawn for Arc<S> {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         (**self).sleep(duration)
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        (**self).spawn_blocking(work);
     }
 }
 

@@ -339,3 +339,83 @@ impl HttpClient for FirstThen {
         }
     }
 }
+
+/// Counts `spawn_blocking` calls and runs each on its own thread.
+struct CountBlocking {
+    inner: PoolSpawn,
+    blocking: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl kithara_stream::rt::Spawn for CountBlocking {
+    fn spawn(&self, task: kithara_stream::rt::BoxFuture<'static, ()>) {
+        self.inner.spawn(task);
+    }
+
+    fn sleep(&self, d: Duration) -> kithara_stream::rt::BoxFuture<'static, ()> {
+        self.inner.sleep(d)
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.blocking
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::spawn(work);
+    }
+}
+
+/// A cache file's commit (an `fdatasync` of the whole file) goes to the
+/// runtime's blocking pool, once; memory storage never uses it.
+#[test]
+fn cache_file_commit_runs_on_the_blocking_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("song.bin");
+    let blocking = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let spawn = CountBlocking {
+        inner: PoolSpawn::new(),
+        blocking: blocking.clone(),
+    };
+    let client = MemoryClient::new();
+    let body = pattern(300_000, 9);
+    client.insert_resource(URL, MemoryResource::new(body.clone()).chunk_size(8192));
+    let dl = Downloader::new(DownloaderConfig::new(Arc::new(spawn), Arc::new(client)));
+    let open_with = |cfg: HttpFileConfig| block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg));
+    let base = || HttpFileConfig::new(URL).unwrap().downloader(dl.clone());
+
+    let committed = |storage: &kithara_stream::StorageResource| {
+        matches!(
+            storage.status(),
+            kithara_stream::storage::ResourceStatus::Committed { .. }
+        )
+    };
+    // Keeps each stream open until its commit landed (a drop cancels).
+    let mut s = open_with(base()).unwrap();
+    s.set_read_timeout(Some(LIMIT));
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert_eq!(out, body);
+    let storage = s.source().storage().clone();
+    assert!(wait_until(LIMIT, || committed(&storage)));
+    drop(s);
+    assert_eq!(
+        blocking.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "memory: inline"
+    );
+
+    let mut s = open_with(base().cache_file(&path)).unwrap();
+    s.set_read_timeout(Some(LIMIT));
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert_eq!(out, body);
+    let storage = s.source().storage().clone();
+    assert!(wait_until(LIMIT, || committed(&storage)));
+    assert!(wait_until(LIMIT, || !dir
+        .path()
+        .join("song.bin.ranges")
+        .exists()));
+    drop(s);
+    assert_eq!(
+        blocking.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "file: one commit"
+    );
+}

@@ -167,6 +167,7 @@ impl HttpFileSource {
             timeline.clone(),
             config.reaim_window,
             known_len,
+            Some(downloader.config().spawn.clone()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         let this = Self {

@@ -13,6 +13,7 @@ use crate::cancel::{CancelToken, lock};
 use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
 use crate::net::{ContentRange, NetError, RangeSpec, header_u64};
+use crate::rt::Spawn;
 use crate::storage::StorageResource;
 use crate::timeline::Timeline;
 
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     pub(crate) storage: StorageResource,
     pub(crate) timeline: Timeline,
     pub(crate) reaim_window: u64,
+    /// Where a cache file's commit (an `fdatasync`) runs: the downloader's
+    /// blocking pool. `None` for a complete cache (nothing to commit).
+    spawn: Option<Arc<dyn Spawn>>,
     state: Mutex<State>,
 }
 
@@ -102,6 +106,7 @@ impl Shared {
         timeline: Timeline,
         reaim_window: u64,
         len: Option<u64>,
+        spawn: Option<Arc<dyn Spawn>>,
     ) -> Self {
         Self {
             url,
@@ -109,6 +114,7 @@ impl Shared {
             storage,
             timeline,
             reaim_window,
+            spawn,
             state: Mutex::new(State {
                 len,
                 ..State::default()
@@ -123,7 +129,7 @@ impl Shared {
         timeline: Timeline,
         len: u64,
     ) -> Self {
-        let s = Self::new(url, HeaderMap::new(), storage, timeline, 0, Some(len));
+        let s = Self::new(url, HeaderMap::new(), storage, timeline, 0, Some(len), None);
         {
             let mut st = lock(&s.state);
             st.headers_known = true;
@@ -247,9 +253,9 @@ impl Shared {
 
     /// Commits the storage once every byte up to the known length (or
     /// limit) is present; nothing otherwise or when already done. Takes the
-    /// state guard: the commit (for a cache file an `fdatasync` of the whole
-    /// file) runs without the lock.
-    fn commit_if_complete(&self, mut st: MutexGuard<'_, State>) {
+    /// state guard: the commit runs without the lock, and for a cache file
+    /// (an `fdatasync` of the whole file) on the runtime's blocking pool.
+    fn commit_if_complete(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
         let Some(limit) = st.len.or(st.limit) else {
             return;
         };
@@ -259,9 +265,17 @@ impl Shared {
         st.done = true;
         let len = st.len;
         drop(st);
-        if let Err(e) = self.storage.commit(len) {
-            lock(&self.state).done = false;
-            self.fail(Terminal::Storage(e.to_string()));
+        let this = self.clone();
+        let commit = move || {
+            if let Err(e) = this.storage.commit(len) {
+                lock(&this.state).done = false;
+                this.fail(Terminal::Storage(e.to_string()));
+            }
+        };
+        match &self.spawn {
+            // A cache file's commit syncs it to disk: off the async threads.
+            Some(spawn) if self.storage.path().is_some() => spawn.spawn_blocking(Box::new(commit)),
+            _ => commit(),
         }
     }
 
@@ -468,7 +482,7 @@ impl Shared {
     /// resume that, a new request skipping to the offset can); they stop
     /// after [`MAX_FETCH_FAILURES`] failed fetches in a row that stored
     /// nothing new.
-    fn on_complete(&self, ctx: &Mutex<FetchCtx>, _bytes: u64, err: Option<&NetError>) {
+    fn on_complete(self: &Arc<Self>, ctx: &Mutex<FetchCtx>, _bytes: u64, err: Option<&NetError>) {
         let (id, start, end, offset, reject, stored, stale, partial) = {
             let mut c = lock(ctx);
             (
@@ -595,6 +609,7 @@ mod tests {
             StorageResource::memory(CancelToken::new()),
             Timeline::new(),
             16,
+            None,
             None,
         ))
     }
