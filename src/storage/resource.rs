@@ -402,8 +402,10 @@ impl StorageResource {
     /// ranges so a later open can resume. Never fails.
     pub fn fail(&self, reason: impl Into<String>) {
         lock(&self.inner.state).failed = Some(reason.into());
-        let _ = self.persist();
+        // Waiters learn it now; recording the ranges (a sync for a cache
+        // file) can take a while.
         self.notify();
+        let _ = self.persist();
     }
 
     /// Re-opens a committed resource for writing (e.g. to fill gaps or
