@@ -460,6 +460,53 @@ fn fresh_file_with_an_unwritable_sidecar_fails_its_writes() {
     assert!(!r.contains_range(0..1));
 }
 
+/// The last handle dropped before the writer's commit (a reader that
+/// stopped right after the last byte): a resource whose announced length
+/// is fully present is recorded complete, as the commit would have; one
+/// with a gap, or a failed one, stays partial.
+#[test]
+fn drop_records_a_fully_present_resource_as_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let len = body.len() as u64;
+    let open =
+        |name: &str| StorageResource::open_file(dir.path().join(name), CancelToken::new()).unwrap();
+    let side = |name: &str| dir.path().join(format!("{name}{SIDECAR_SUFFIX}"));
+
+    // Whole, never committed, cancelled (the stream was dropped): complete.
+    let r = open("whole");
+    r.set_len_hint(Some(len));
+    r.write_at(0, &body).unwrap();
+    r.cancel_token().cancel();
+    drop(r);
+    assert!(!side("whole").exists());
+    let r = open("whole");
+    assert_eq!(r.status(), ResourceStatus::Committed { final_len: len });
+    let mut back = vec![0u8; body.len()];
+    assert_eq!(r.read_at(0, &mut back).unwrap(), body.len());
+    assert_eq!(back, body);
+
+    // One byte missing: partial, and resumable from its ranges.
+    let r = open("gap");
+    r.set_len_hint(Some(len));
+    r.write_at(0, &body[..40_000]).unwrap();
+    r.write_at(40_001, &body[40_001..]).unwrap();
+    drop(r);
+    assert!(side("gap").exists());
+    let r = open("gap");
+    assert_eq!(r.status(), ResourceStatus::Active);
+    assert!(r.contains_range(0..40_000) && !r.contains_range(40_000..40_001));
+
+    // Failed: stays what it was (partial), even with every byte present.
+    let r = open("failed");
+    r.set_len_hint(Some(len));
+    r.write_at(0, &body).unwrap();
+    r.fail("network gone");
+    drop(r);
+    assert!(side("failed").exists());
+    assert_eq!(open("failed").status(), ResourceStatus::Active);
+}
+
 #[test]
 fn temp_file_is_deleted_on_drop() {
     let r = StorageResource::temp_file(CancelToken::new()).unwrap();

@@ -96,6 +96,9 @@ struct State {
     committed: Option<u64>,
     failed: Option<String>,
     len_hint: Option<u64>,
+    /// A commit's sync and sidecar update succeeded and nothing changed
+    /// since: dropping the last handle has nothing left to record.
+    on_disk: bool,
 }
 
 fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
@@ -392,6 +395,7 @@ impl StorageResource {
             } else {
                 f.save_sidecar(Some(len), &ranges)?;
             }
+            lock(&self.inner.state).on_disk = true;
         }
         Ok(())
     }
@@ -401,7 +405,11 @@ impl StorageResource {
     /// [`Failed`](StorageError::Failed). A file-backed resource records its
     /// ranges so a later open can resume. Never fails.
     pub fn fail(&self, reason: impl Into<String>) {
-        lock(&self.inner.state).failed = Some(reason.into());
+        {
+            let mut st = lock(&self.inner.state);
+            st.failed = Some(reason.into());
+            st.on_disk = false;
+        }
         // Waiters learn it now; recording the ranges (a sync for a cache
         // file) can take a while.
         self.notify();
@@ -422,6 +430,7 @@ impl StorageResource {
                 return Ok(());
             }
             st.committed = None;
+            st.on_disk = false;
         }
         let res = self.persist();
         self.notify();
@@ -655,6 +664,15 @@ impl StorageResource {
 
 impl Inner {
     fn persist(&self) -> StorageResult<()> {
+        self.persist_as(false)
+    }
+
+    /// `persist`; when `finalize` (the last handle is gone), an active,
+    /// healthy resource whose announced length is fully present is recorded
+    /// as complete (the sidecar goes), as its commit would have: a reader
+    /// dropped right after the last byte, before the writer's commit landed,
+    /// must not leave a complete download looking partial.
+    fn persist_as(&self, finalize: bool) -> StorageResult<()> {
         if !self.is_file {
             return Ok(());
         }
@@ -669,10 +687,19 @@ impl Inner {
         }
         let (committed, ranges) = {
             let st = lock(&self.state);
-            (st.committed, st.available.clone())
+            if finalize && st.on_disk {
+                return Ok(()); // the commit recorded it all (and synced)
+            }
+            let whole = st
+                .len_hint
+                .filter(|&l| finalize && st.failed.is_none() && st.available.contains(0..l));
+            (st.committed.or(whole), st.available.clone())
         };
         match committed {
-            Some(len) if ranges.contains(0..len) => f.remove_sidecar()?,
+            Some(len) if ranges.contains(0..len) => {
+                f.set_len(len)?;
+                f.remove_sidecar()?;
+            }
             _ => f.save_sidecar(committed, &ranges)?,
         }
         Ok(())
@@ -681,7 +708,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.persist();
+        let _ = self.persist_as(true);
     }
 }
 
