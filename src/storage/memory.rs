@@ -1,4 +1,6 @@
-//! The memory backend: fixed-size pages allocated only where bytes land.
+//! The memory backend: fixed-size pages allocated only where bytes land,
+//! recycled through a process-wide [`PagePool`], with one spare page a
+//! waiting reader prepares for the writer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,10 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::cancel::lock;
 
-/// Page size of the memory backend. Large pages measured fastest for big
-/// sequential writes (the allocator reuses freed 1 MiB blocks); sparse writes
-/// still allocate only the pages they touch, so a write far ahead (a seek to
-/// the end) costs one page.
+/// Page size of the memory backend: one mapping (one system call) per MiB
+/// for big sequential writes, while sparse writes still allocate only the
+/// pages they touch, so a write far ahead (a seek to the end) costs one page.
 pub(crate) const PAGE: usize = 1024 * 1024;
 
 /// One page of `PAGE` bytes. Unwritten bytes are unspecified (zeros, or a
