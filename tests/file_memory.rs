@@ -386,33 +386,28 @@ fn cache_file_commit_runs_on_the_blocking_pool() {
             kithara_stream::storage::ResourceStatus::Committed { .. }
         )
     };
-    // Keeps each stream open until its commit landed (a drop cancels).
-    let mut s = open_with(base()).unwrap();
-    s.set_read_timeout(Some(LIMIT));
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    assert_eq!(out, body);
-    let storage = s.source().storage().clone();
-    assert!(wait_until(LIMIT, || committed(&storage)));
-    drop(s);
+    // Reads it all, keeping the stream open until its commit landed (a
+    // drop cancels).
+    let read_until_committed = |cfg: HttpFileConfig| {
+        let mut s = open_with(cfg).unwrap();
+        s.set_read_timeout(Some(LIMIT));
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert_eq!(out, body);
+        let storage = s.source().storage().clone();
+        assert!(wait_until(LIMIT, || committed(&storage)));
+    };
+    read_until_committed(base());
     assert_eq!(
         blocking.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "memory: inline"
     );
-
-    let mut s = open_with(base().cache_file(&path)).unwrap();
-    s.set_read_timeout(Some(LIMIT));
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    assert_eq!(out, body);
-    let storage = s.source().storage().clone();
-    assert!(wait_until(LIMIT, || committed(&storage)));
+    read_until_committed(base().cache_file(&path));
     assert!(wait_until(LIMIT, || !dir
         .path()
         .join("song.bin.ranges")
         .exists()));
-    drop(s);
     assert_eq!(
         blocking.load(std::sync::atomic::Ordering::SeqCst),
         1,
