@@ -13,8 +13,10 @@
 //! its file length. A data file **with** a sidecar is partial: only the
 //! recorded ranges are trusted (resume). The sidecar is written when the
 //! resource is created (empty, so a crash before the first flush trusts
-//! nothing; on a helper thread that the first data write waits for), on [`flush`](super::StorageResource::flush), `fail`, `reactivate`
-//! and drop, and removed by a commit that leaves no gap. Every rewrite goes
+//! nothing; on a helper thread that the first data write waits for), on
+//! [`flush`](super::StorageResource::flush), `fail`, `reactivate` and drop
+//! (which records a resource whose announced length is fully present as
+//! complete), and removed by a commit that leaves no gap. Every rewrite goes
 //! through `<sidecar>.tmp` + rename, after `sync_data` on the data file, so
 //! the sidecar never claims bytes that are not on disk.
 
