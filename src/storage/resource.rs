@@ -470,6 +470,11 @@ impl StorageResource {
 
     /// Records (or clears) the announced length and wakes waiters, so a
     /// reader waiting for the length (e.g. `SeekFrom::End`) re-checks.
+    ///
+    /// For a cache file ([`open_file`](Self::open_file)), the hint also
+    /// counts when the last handle is dropped without a commit: if every byte
+    /// of the hinted length is present and the resource has not failed, the
+    /// drop records the file as complete, as `commit(Some(len))` would have.
     pub fn set_len_hint(&self, len: Option<u64>) {
         lock(&self.inner.state).len_hint = len;
         self.notify();
