@@ -4,7 +4,10 @@
 #![cfg(any(feature = "reqwest", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "dl_common/completions.rs"]
+mod completions;
 mod support;
+use completions::{Completed as Done, Completions};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
 use kithara_stream::dl::{
     Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer, RequestPriority,
     reject_html_response,
@@ -90,44 +92,15 @@ impl Peer for ListPeer {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Done {
-    tag: usize,
-    bytes: u64,
-    headers: bool,
-    error: Option<NetError>,
-}
-
-#[derive(Clone, Default)]
-struct Completions(Arc<Mutex<Vec<Done>>>);
-
-impl Completions {
-    fn cb(
-        &self,
-        tag: usize,
-    ) -> impl FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send + 'static {
-        let all = self.0.clone();
-        move |bytes, headers, error| {
-            all.lock().unwrap().push(Done {
-                tag,
-                bytes,
-                headers: headers.is_some(),
-                error: error.cloned(),
-            })
-        }
-    }
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    async fn wait(&self, env: &Env, n: usize) -> Vec<Done> {
-        assert!(
-            wait_for(env, || self.len() >= n).await,
-            "[{}] {} of {n} completions",
-            env.name,
-            self.len()
-        );
-        self.0.lock().unwrap().clone()
-    }
+/// Waits (asynchronously, bounded) until `n` completions were recorded.
+async fn wait_done(done: &Completions, env: &Env, n: usize) -> Vec<Done> {
+    assert!(
+        wait_for(env, || done.len() >= n).await,
+        "[{}] {} of {n} completions",
+        env.name,
+        done.len()
+    );
+    done.all()
 }
 
 /// One streaming command through a `High` peer: its completion and the
@@ -143,7 +116,7 @@ async fn stream_one(env: &Env, dl: &Downloader, cmd: FetchCmd) -> (Done, Vec<u8>
         })
         .on_complete(done.cb(0));
     let _h = dl.register(ListPeer::new(true, vec![vec![cmd]]));
-    let d = done.wait(env, 1).await.remove(0);
+    let d = wait_done(&done, env, 1).await.remove(0);
     let bytes = buf.lock().unwrap().clone();
     (d, bytes)
 }
@@ -217,7 +190,7 @@ backend_tests! {
             })
             .collect();
         let _h = dl.register(ListPeer::new(false, batches));
-        let all = done.wait(&env, 300).await;
+        let all = wait_done(&done, &env, 300).await;
         assert!(all.iter().all(|d| d.error.is_none()));
         let peak = server.stats().peak_in_flight;
         assert!((1..=5).contains(&peak), "[{}] peak {peak}", env.name);
@@ -263,7 +236,7 @@ backend_tests! {
         });
         let results = within(&env, futures::future::join_all(batches)).await;
         assert!(results.iter().flatten().all(Result::is_ok));
-        let all = done.wait(&env, 600).await;
+        let all = wait_done(&done, &env, 600).await;
         assert!(all.iter().all(|d| d.error.is_none()));
         let peak = server.stats().peak_in_flight;
         assert!((1..=4).contains(&peak), "[{}] peak {peak} over 1002 commands", env.name);
@@ -325,7 +298,7 @@ backend_tests! {
         };
         let _preload = dl.register(ListPeer::new(false, vec![cmds(100)]));
         let _active = dl.register(ListPeer::new(true, vec![cmds(0)]));
-        let order: Vec<usize> = done.wait(&env, 40).await.iter().map(|d| d.tag).collect();
+        let order: Vec<usize> = wait_done(&done, &env, 40).await.iter().map(|d| d.tag).collect();
         let mut uniq = order.clone();
         uniq.sort_unstable();
         uniq.dedup();
@@ -355,7 +328,7 @@ backend_tests! {
         };
         let _a = dl.register(ListPeer::new(false, vec![cmds(0)]));
         let _b = dl.register(ListPeer::new(false, vec![cmds(100)]));
-        assert_eq!(done.wait(&env, 20).await.len(), 20);
+        assert_eq!(wait_done(&done, &env, 20).await.len(), 20);
     }
 
     fn peer_handle_execute_respects_either_peer_priority(env) {
@@ -505,7 +478,7 @@ backend_tests! {
         let done = Completions::default();
         let cmd = FetchCmd::get(server.url("/nw")).on_complete(done.cb(0));
         let _h = dl.register(ListPeer::new(false, vec![vec![cmd]]));
-        let d = done.wait(&env, 1).await.remove(0);
+        let d = wait_done(&done, &env, 1).await.remove(0);
         assert_eq!((d.bytes, d.headers, d.error.is_none()), (0, true, true), "{d:?}");
     }
 
@@ -521,7 +494,7 @@ backend_tests! {
         let _h = dl.register(peer.clone());
         assert!(wait_for(&env, || peer.handed.load(Ordering::SeqCst) == 2).await);
         dl.cancel().cancel();
-        let all = done.wait(&env, 2).await;
+        let all = wait_done(&done, &env, 2).await;
         assert!(all.iter().all(|d| matches!(d.error, Some(NetError::Cancelled))));
         assert_eq!(server.stats().requests, 0);
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dl_common::*;
 use futures::StreamExt;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::dl::{
     BodyStream, CancelReason, Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer,
@@ -90,39 +90,12 @@ impl Peer for QueuePeer {
 struct Idle;
 impl Peer for Idle {}
 
-/// One completion as seen by `on_complete`.
-#[derive(Debug, Clone)]
-struct Completed {
-    tag: usize,
-    bytes: u64,
-    headers: bool,
-    error: Option<NetError>,
+/// Blocks until `n` completions were recorded (bounded by `LIMIT`).
+trait WaitCompletions {
+    fn wait(&self, n: usize) -> Vec<Completed>;
 }
 
-#[derive(Clone, Default)]
-struct Completions(Arc<Mutex<Vec<Completed>>>);
-
-impl Completions {
-    fn cb(
-        &self,
-        tag: usize,
-    ) -> impl FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send + 'static {
-        let all = self.0.clone();
-        move |bytes, headers, error| {
-            all.lock().unwrap().push(Completed {
-                tag,
-                bytes,
-                headers: headers.is_some(),
-                error: error.cloned(),
-            })
-        }
-    }
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    fn all(&self) -> Vec<Completed> {
-        self.0.lock().unwrap().clone()
-    }
+impl WaitCompletions for Completions {
     fn wait(&self, n: usize) -> Vec<Completed> {
         assert!(
             wait_until(LIMIT, || self.len() >= n),

@@ -17,6 +17,10 @@ use futures::StreamExt;
 use kithara_stream::net::{ByteStream, HttpClient, HttpRequest, HttpResponse, NetError};
 use kithara_stream::rt::{BoxFuture, Spawn};
 
+mod completions;
+#[allow(unused_imports)] // not every test binary records completions
+pub use completions::{Completed, Completions};
+
 // ---------------------------------------------------------------- timer
 
 struct SleepState {
