@@ -562,21 +562,20 @@ mod bench {
     /// CPU time (user + system) of this process's live threads, in
     /// seconds, from `/proc/self/task/*/schedstat` (nanoseconds).
     fn cpu_secs() -> f64 {
-        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-            return 0.0;
-        };
-        dir.flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .sum::<u64>() as f64
-            / 1e9
+        tasks_cpu_secs("/proc/self/task")
     }
 
     /// CPU time of the server child's live threads, in seconds (0 when
     /// unknown), from `/proc/<pid>/task/*/schedstat`.
     pub(crate) fn server_cpu_secs() -> f64 {
         let pid = super::SERVER_PID.load(std::sync::atomic::Ordering::Relaxed);
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        tasks_cpu_secs(&format!("/proc/{pid}/task"))
+    }
+
+    /// Sum of the first `schedstat` field (ns on CPU) of every thread under
+    /// a `/proc/<pid>/task` directory, in seconds; 0 if it cannot be read.
+    fn tasks_cpu_secs(dir: &str) -> f64 {
+        let Ok(dir) = std::fs::read_dir(dir) else {
             return 0.0;
         };
         dir.flatten()
@@ -913,6 +912,17 @@ mod bench {
         (out, misses)
     }
 
+    /// `f` of each sequential case: "raw / downloader / memory / file".
+    fn per_case(s: &Seq, f: fn(&Series) -> f64) -> String {
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2}",
+            f(&s.raw),
+            f(&s.dl),
+            f(&s.mem),
+            f(&s.file)
+        )
+    }
+
     fn print_table(plan: &Plan, all: &[(&'static str, Results)], wake: Option<super::wake::Wake>) {
         let mib = |n: u64| n as f64 / MIB as f64;
         println!();
@@ -971,16 +981,7 @@ mod bench {
             );
             row(
                 format!("{what}: client CPU s per GB, raw / downloader / memory / file"),
-                &|r| {
-                    let s = pick(r);
-                    format!(
-                        "{:.2} / {:.2} / {:.2} / {:.2}",
-                        s.raw.cpu(),
-                        s.dl.cpu(),
-                        s.mem.cpu(),
-                        s.file.cpu()
-                    )
-                },
+                &|r| per_case(pick(r), Series::cpu),
             );
             row(
                 format!("{what}: of which the reader thread, memory / file"),
@@ -991,16 +992,7 @@ mod bench {
             );
             row(
                 format!("{what}: server child CPU s per GB, raw / downloader / memory / file"),
-                &|r| {
-                    let s = pick(r);
-                    format!(
-                        "{:.2} / {:.2} / {:.2} / {:.2}",
-                        s.raw.server_cpu(),
-                        s.dl.server_cpu(),
-                        s.mem.server_cpu(),
-                        s.file.server_cpu()
-                    )
-                },
+                &|r| per_case(pick(r), Series::server_cpu),
             );
         };
         seq_rows(

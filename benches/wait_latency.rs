@@ -34,14 +34,7 @@ fn read_throughput(total: usize, read_buf: usize) {
     });
     let mut s = Stream::<StorageSource>::from_source(StorageSource::new(res));
     let mut buf = vec![0u8; read_buf];
-    let mut got = 0usize;
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
+    let got = drain(&mut s, &mut buf);
     let read_time = start.elapsed();
     let write_time = writer.join().unwrap();
     assert_eq!(got, total);
@@ -54,6 +47,18 @@ fn read_throughput(total: usize, read_buf: usize) {
     );
 }
 
+/// Reads `s` to its end through `buf`; the bytes read.
+fn drain(s: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    loop {
+        let n = s.read(buf).unwrap();
+        if n == 0 {
+            return got;
+        }
+        got += n;
+    }
+}
+
 /// Sequential `Read` of a resource that is already complete.
 fn read_complete(total: usize, read_buf: usize) {
     let mut buf = vec![0u8; read_buf];
@@ -61,14 +66,7 @@ fn read_complete(total: usize, read_buf: usize) {
     let res = StorageResource::from_bytes(&body, CancelToken::new());
     let mut s = Stream::<StorageSource>::from_source(StorageSource::new(res));
     let start = Instant::now();
-    let mut got = 0usize;
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
+    let got = drain(&mut s, &mut buf);
     println!(
         "sequential Read, complete resource ({} MiB, {} KiB reads): {:.2} GB/s",
         total >> 20,
