@@ -14,7 +14,7 @@ use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
 use crate::net::{ContentRange, NetError, RangeSpec, header_u64};
 use crate::rt::Spawn;
-use crate::storage::StorageResource;
+use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
 
 /// Consecutive failed fetches (each already retried/resumed by the
@@ -266,8 +266,12 @@ impl Shared {
         let len = st.len;
         drop(st);
         let this = self.clone();
-        let commit = move || {
-            if let Err(e) = this.storage.commit(len) {
+        let commit = move || match this.storage.commit(len) {
+            // The reader went away as the last byte landed: nothing to
+            // report, and the storage's last drop records the complete
+            // bytes (failing it here would leave the cache partial).
+            Ok(()) | Err(StorageError::Cancelled) => {}
+            Err(e) => {
                 lock(&this.state).done = false;
                 this.fail(Terminal::Storage(e.to_string()));
             }
@@ -679,6 +683,47 @@ mod tests {
         }
         s.want(chunk + window + 1);
         assert!(token.is_cancelled(), "far past the window re-aims");
+    }
+
+    /// The reader went away (the resource was cancelled) just as the last
+    /// byte landed: the commit fails with `Cancelled`, which must not fail
+    /// the resource, so its last drop still records the cache complete.
+    #[test]
+    fn a_commit_racing_the_readers_drop_leaves_a_complete_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.bin");
+        let storage = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        storage.write_at(0, &[9; 1000]).unwrap();
+        storage.set_len_hint(Some(1000));
+        let s = Arc::new(Shared::new(
+            Url::parse("http://127.0.0.1/x").unwrap(),
+            HeaderMap::new(),
+            storage.clone(),
+            Timeline::new(),
+            16,
+            Some(1000),
+            None,
+        ));
+        storage.cancel_token().cancel();
+        let peer = FilePeer(s.clone());
+        let waker = futures::task::noop_waker();
+        // Nothing left to fetch: the peer commits, and the commit meets the
+        // cancel.
+        assert!(matches!(
+            peer.poll_next(&mut Context::from_waker(&waker)),
+            Poll::Ready(None)
+        ));
+        assert!(!matches!(
+            storage.status(),
+            crate::storage::ResourceStatus::Failed(_)
+        ));
+        assert!(s.terminal().is_none());
+        drop((peer, s, storage));
+        let again = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(
+            again.status(),
+            crate::storage::ResourceStatus::Committed { final_len: 1000 }
+        );
     }
 
     #[test]
