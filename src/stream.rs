@@ -323,7 +323,9 @@ impl<T: StreamType> Stream<T> {
     /// [`MAX_WAIT_SPINS`] × [`WAIT_RANGE_TIMEOUT`] without progress.
     ///
     /// An empty `buf` gives `Eof { byte_position: position() }` at once.
-    /// Otherwise it waits for `pos..pos + buf.len()` in 10 ms slices; a
+    /// Otherwise it waits for `pos..pos + buf.len()` (cut at the end once
+    /// the length is known: a read that crosses the end returns the tail as
+    /// soon as the tail is present, whatever gaps lie before) in 10 ms slices; a
     /// flush or an epoch change gives `Pending(SeekPending)` (bytes read
     /// under a stale epoch are discarded, the cursor does not move);
     /// 50 slices without readiness give `Pending(NotReady(WaitBudgetExhausted))`.
@@ -350,7 +352,7 @@ impl<T: StreamType> Stream<T> {
             let tl = self.source.timeline();
             let read_epoch = tl.seek_epoch();
             let pos = self.source.position();
-            let range = pos..pos.saturating_add(buf.len() as u64);
+            let range = self.wanted(pos, buf.len());
             match self.source.wait_range(range, Some(WAIT_RANGE_TIMEOUT)) {
                 Err(StreamError::Source(SourceError::WaitBudgetExceeded)) => {
                     if tl.is_flushing() || tl.seek_epoch() != read_epoch {
@@ -406,6 +408,18 @@ impl<T: StreamType> Stream<T> {
         }
     }
 
+    /// What a read of `want` bytes at `pos` waits for: `pos..pos + want`,
+    /// cut at the end once the length is known, so a read that crosses the
+    /// end is ready as soon as the tail is present. At or past the end it
+    /// stays uncut (the source then proves `Eof`).
+    fn wanted(&self, pos: u64, want: usize) -> std::ops::Range<u64> {
+        let end = pos.saturating_add(want as u64);
+        match self.source.len() {
+            Some(len) if pos < len => pos..end.min(len),
+            _ => pos..end,
+        }
+    }
+
     fn pending(&self, reason: PendingReason, want: usize) -> StreamPending {
         let pos = self.source.position();
         let tl = self.source.timeline();
@@ -420,8 +434,8 @@ impl<T: StreamType> Stream<T> {
         }
     }
 
-    fn unknown_len_error(&self) -> io::Error {
-        if self.source.timeline().is_flushing() {
+    fn unknown_len_error(&self, flushing_interrupts: bool) -> io::Error {
+        if flushing_interrupts && self.source.timeline().is_flushing() {
             interrupted()
         } else {
             io::Error::new(
@@ -480,6 +494,21 @@ impl<T: StreamType> Read for Stream<T> {
                 StreamReadOutcome::Bytes { count, .. } => return Ok(count.get()),
                 StreamReadOutcome::Eof { .. } => return Ok(0),
                 StreamReadOutcome::Pending(PendingReason::SeekPending) => {
+                    // `read_exact` retries `Interrupted` at once: wait out
+                    // the flush here (bounded), so the retry is not a spin.
+                    if self.source.timeline().is_flushing() {
+                        let wait = deadline.map_or(SEEK_WAIT_TIMEOUT, |d| {
+                            d.saturating_duration_since(Instant::now())
+                                .min(SEEK_WAIT_TIMEOUT)
+                        });
+                        self.source.wait_flush_end(wait);
+                    }
+                    if passed(deadline) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            self.pending(PendingReason::SeekPending, buf.len()),
+                        ));
+                    }
                     return Err(interrupted());
                 }
                 StreamReadOutcome::Pending(reason) => {
@@ -508,7 +537,7 @@ impl<T: StreamType> Seek for Stream<T> {
         if matches!(pos, SeekFrom::End(_)) && len.is_none() {
             len = self.source.wait_len(None).map_err(StreamReadError::from)?;
             if len.is_none() {
-                return Err(self.unknown_len_error());
+                return Err(self.unknown_len_error(true));
             }
         }
         let new_pos = Self::seek_target(current, pos, len)?;
@@ -537,9 +566,12 @@ where
 {
     /// Non-blocking read: waits through [`Source::poll_wait_range`] (the
     /// storage event for [`StorageSource`]). Bytes → `Ok(n)`, true end →
-    /// `Ok(0)`, seek pending → `Interrupted`, a source saying "not ready"
-    /// after a ready wait → `WouldBlock` ([`StreamPending`] payload), source
-    /// errors → the mapped `io::Error`. Cancel-safe.
+    /// `Ok(0)`, source errors → the mapped `io::Error`. While the bytes are
+    /// missing, or a seek is flushing, it is `Poll::Pending` with the waker
+    /// registered (never `WouldBlock` or `Interrupted`), so
+    /// `futures::io::AsyncReadExt::read_exact`, `read_to_end` and
+    /// `futures::io::copy` just work. A read that crosses the known end
+    /// returns the tail once it is present. Cancel-safe.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -553,18 +585,20 @@ where
             let tl = this.source.timeline();
             let read_epoch = tl.seek_epoch();
             let pos = this.source.position();
-            let range = pos..pos.saturating_add(buf.len() as u64);
+            let range = this.wanted(pos, buf.len());
             let outcome = match futures::ready!(this.source.poll_wait_range(cx, range)) {
                 Ok(o) => o,
                 Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
             };
             match outcome {
                 WaitOutcome::Eof => return Poll::Ready(Ok(0)),
-                WaitOutcome::Interrupted => return Poll::Ready(Err(interrupted())),
+                // A source whose async wait reports a flush instead of
+                // waiting it out: ask to be polled again.
+                WaitOutcome::Interrupted => return yield_now(cx),
                 WaitOutcome::Ready => {}
             }
             if tl.seek_epoch() != read_epoch {
-                return Poll::Ready(Err(interrupted()));
+                continue; // a seek moved the cursor: read there instead
             }
             let read = match this.source.read_at(pos, buf) {
                 Ok(r) => r,
@@ -573,26 +607,24 @@ where
             match read {
                 ReadOutcome::Bytes(n) => {
                     if tl.seek_epoch() != read_epoch {
-                        return Poll::Ready(Err(interrupted()));
+                        continue;
                     }
                     tl.set_segment_position(pos);
                     this.source.advance(n.get() as u64);
                     return Poll::Ready(Ok(n.get()));
                 }
                 ReadOutcome::Eof => return Poll::Ready(Ok(0)),
-                ReadOutcome::Pending(PendingReason::Retry) => {}
-                ReadOutcome::Pending(PendingReason::SeekPending) => {
-                    return Poll::Ready(Err(interrupted()));
-                }
-                ReadOutcome::Pending(r) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        this.pending(r, buf.len()),
-                    )));
-                }
+                ReadOutcome::Pending(PendingReason::Retry | PendingReason::SeekPending) => {}
+                ReadOutcome::Pending(_) => return yield_now(cx),
             }
         }
     }
+}
+
+/// `Poll::Pending` after waking the task at once: polled again soon.
+fn yield_now<T>(cx: &mut Context<'_>) -> Poll<T> {
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 impl<T: StreamType> AsyncSeek for Stream<T>
@@ -616,7 +648,7 @@ where
                 Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
             };
             if len.is_none() {
-                return Poll::Ready(Err(this.unknown_len_error()));
+                return Poll::Ready(Err(this.unknown_len_error(false)));
             }
         }
         let new_pos = Self::seek_target(current, pos, len)?;
