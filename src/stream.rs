@@ -681,6 +681,8 @@ mod tests {
         read_calls: AtomicUsize,
         on_wait: Option<WaitHook>,
         reads: VecDeque<ReadOutcome>,
+        /// `Interrupted` while the timeline flushes, as a real source does.
+        interrupt_while_flushing: bool,
     }
 
     impl Mock {
@@ -696,6 +698,7 @@ mod tests {
                 read_calls: AtomicUsize::new(0),
                 on_wait: None,
                 reads: VecDeque::new(),
+                interrupt_while_flushing: false,
             }
         }
     }
@@ -709,6 +712,9 @@ mod tests {
             self.wait_calls.fetch_add(1, Ordering::SeqCst);
             if let Some(h) = self.on_wait.as_mut() {
                 h(&self.timeline);
+            }
+            if self.interrupt_while_flushing && self.timeline.is_flushing() {
+                return Ok(WaitOutcome::Interrupted);
             }
             Ok(self.waits.pop_front().unwrap_or_else(self.default)?)
         }
@@ -949,6 +955,86 @@ mod tests {
             p.to_string(),
             "seek pending: pos=1 want=2 len=Some(3) phase=Seeking epoch=4 flushing=true"
         );
+    }
+
+    /// `read_exact` while a seek flushes: each `Read` waits (bounded) for
+    /// the flush to end before reporting `Interrupted`, so the retry loop is
+    /// not a spin; once the flush ends the bytes come.
+    #[test]
+    fn read_exact_during_a_pending_seek_waits_instead_of_spinning() {
+        let mut m = Mock::new(b"ABCD");
+        let tl = m.timeline.clone();
+        let _ = tl.initiate_seek(Duration::from_secs(1));
+        m.interrupt_while_flushing = true;
+        let started = Instant::now();
+        m.on_wait = Some(Box::new(move |tl| {
+            if tl.is_flushing() && started.elapsed() > Duration::from_millis(200) {
+                tl.complete_seek(tl.seek_epoch());
+            }
+        }));
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ABCD");
+        let waits = s.source().wait_calls.load(Ordering::SeqCst);
+        assert!(waits < 100, "{waits} waits: spinning");
+        assert!(!tl.is_flushing());
+    }
+
+    /// While a seek flushes and the bytes are missing, `poll_read` is
+    /// `Pending` (waker registered), never `Interrupted`/`WouldBlock`; the
+    /// storage event wakes it when the bytes land after the flush.
+    #[test]
+    fn async_read_is_pending_through_a_flush() {
+        use crate::cancel::CancelToken;
+        use crate::storage::StorageResource;
+        let res = StorageResource::memory(CancelToken::new());
+        let src = StorageSource::new(res.clone());
+        let tl = src.timeline();
+        let mut s = Stream::<StorageSource>::from_source(src);
+        let epoch = tl.initiate_seek(Duration::ZERO);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 4];
+        assert!(Pin::new(&mut s).poll_read(&mut cx, &mut buf).is_pending());
+        tl.complete_seek(epoch);
+        assert!(Pin::new(&mut s).poll_read(&mut cx, &mut buf).is_pending());
+        let w = res.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w.write_at(0, b"WXYZ").unwrap();
+            w.commit(None).unwrap();
+        });
+        let n =
+            futures::executor::block_on(futures::io::AsyncReadExt::read(&mut s, &mut buf)).unwrap();
+        assert_eq!(&buf[..n], &b"WXYZ"[..n]);
+        t.join().unwrap();
+    }
+
+    /// A read across a known end waits only for the part below it.
+    #[test]
+    fn a_read_across_the_end_waits_for_the_tail_only() {
+        use crate::cancel::CancelToken;
+        use crate::storage::StorageResource;
+        let res = StorageResource::memory(CancelToken::new());
+        res.set_len_hint(Some(10));
+        res.write_at(6, b"6789").unwrap(); // 0..6 missing
+        let mut s = Stream::<StorageSource>::from_source(StorageSource::new(res));
+        s.set_position(6);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Bytes {
+                count: NonZeroUsize::new(4).unwrap(),
+                byte_position: 10
+            }
+        );
+        assert_eq!(&buf[..4], b"6789");
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Eof { byte_position: 10 }
+        );
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
     }
 
     #[test]
