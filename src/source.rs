@@ -394,26 +394,33 @@ impl Source for StorageSource {
         self.storage.len_hint()
     }
 
-    /// `Cancelled` if the storage failed or was cancelled, `Seeking` while
-    /// flushing, `Eof` at or past the known length, `Ready` if present,
-    /// else `Waiting` (`WaitingMetadata` while the length is unknown and
-    /// nothing is written yet).
+    /// `Cancelled` if the storage was cancelled, or failed and the range is
+    /// not present; `Seeking` while flushing, `Eof` at or past the known
+    /// length, `Ready` if present (also after a failure), else `Waiting`
+    /// (`WaitingMetadata` while the length is unknown and nothing is written
+    /// yet).
     fn phase_at(&self, range: Range<u64>) -> SourcePhase {
-        match self.storage.status() {
-            ResourceStatus::Failed(_) | ResourceStatus::Cancelled => return SourcePhase::Cancelled,
-            _ => {}
+        let failed = match self.storage.status() {
+            ResourceStatus::Cancelled => return SourcePhase::Cancelled,
+            ResourceStatus::Failed(_) => true,
+            _ => false,
+        };
+        let len = self.storage.len_hint();
+        let end = len.map_or(range.end, |l| range.end.min(l));
+        let present = range.start < end && self.storage.contains_range(range.start..end);
+        if failed && !present {
+            // Present bytes stay readable after a failure; the rest is gone.
+            return SourcePhase::Cancelled;
         }
         if self.timeline.is_flushing() {
             return SourcePhase::Seeking;
         }
-        let len = self.storage.len_hint();
         if let Some(len) = len
             && range.start >= len
         {
             return SourcePhase::Eof;
         }
-        let end = len.map_or(range.end, |l| range.end.min(l));
-        if self.storage.contains_range(range.start..end) {
+        if present || range.start >= end {
             SourcePhase::Ready
         } else if len.is_none() && self.storage.available().is_empty() {
             SourcePhase::WaitingMetadata

@@ -578,10 +578,11 @@ impl StorageResource {
         if st.available.contains(range.clone()) {
             return Ok(Some(WaitOutcome::Ready));
         }
-        if let Some(len) = st.committed {
-            if range.start < len && st.available.contains(range.start..range.end.min(len)) {
-                return Ok(Some(WaitOutcome::Ready));
-            }
+        if let Some(len) = st.committed
+            && range.start < len
+            && st.available.contains(range.start..range.end.min(len))
+        {
+            return Ok(Some(WaitOutcome::Ready));
         }
         self.health(&st)?;
         if let Some(len) = st.committed {
