@@ -83,14 +83,7 @@ fn read_to_end(s: &mut Stream<HttpFile>) -> std::io::Result<Vec<u8>> {
 /// Compares bodies without printing megabytes on failure.
 #[track_caller]
 fn assert_same(got: &[u8], want: &[u8]) {
-    if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "bodies differ: got {} bytes, want {}, first difference at {at:?}",
-            got.len(),
-            want.len()
-        );
-    }
+    support::server::assert_same_bytes(got, want);
 }
 
 fn source_error(e: &std::io::Error) -> &SourceError {

@@ -14,7 +14,9 @@ use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent};
 use kithara_stream::net::{NetError, RetryPolicy, TimeoutKind};
 use kithara_stream::{HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError};
 use support::backends::backend_tests;
-use support::server::{BlackHole, Resource, TestServer, closed_port_url, pseudo_random};
+use support::server::{
+    BlackHole, Resource, TestServer, assert_same_bytes, closed_port_url, pseudo_random,
+};
 use url::Url;
 
 /// The longest any single blocking step may take in these tests.
@@ -41,17 +43,6 @@ fn source_error(e: &std::io::Error) -> &SourceError {
         .and_then(|e| e.downcast_ref::<StreamReadError>())
         .map(StreamReadError::source_error)
         .unwrap_or_else(|| panic!("not a source error: {e:?}"))
-}
-
-fn assert_same(got: &[u8], want: &[u8]) {
-    if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "bodies differ: got {} bytes, want {}, first difference at {at:?}",
-            got.len(),
-            want.len()
-        );
-    }
 }
 
 fn seed() -> u64 {
@@ -102,7 +93,7 @@ backend_tests! {
             let n = s.read(&mut buf).unwrap();
             let took = start.elapsed();
             assert_eq!(n, 20_000, "the whole tail in one read");
-            assert_same(&buf[..n], &b[b.len() - 20_000..]);
+            assert_same_bytes(&buf[..n], &b[b.len() - 20_000..]);
             assert_eq!(s.read(&mut buf).unwrap(), 0, "then the true end");
             took
         })
@@ -133,7 +124,7 @@ backend_tests! {
         server.come_back();
         let back = Instant::now();
         let got = blocking(move || reader.join().unwrap()).await;
-        assert_same(&got, &body);
+        assert_same_bytes(&got, &body);
         eprintln!("[{}] finished {:?} after the server came back", env.name, back.elapsed());
         let seen = events.drain();
         assert!(
@@ -188,7 +179,7 @@ backend_tests! {
         back_tx.send(()).unwrap();
         let (got, errors) = blocking(move || reader.join().unwrap()).await;
         assert_eq!(errors, 1, "[{}] one error, then it resumed", env.name);
-        assert_same(&got, &body);
+        assert_same_bytes(&got, &body);
     }
 
     /// A listener that accepts and never answers: with the defaults,
@@ -280,19 +271,19 @@ backend_tests! {
         let mut s = Stream::<HttpFile>::new(config(&dl, &server.url("/a"))).await.unwrap();
         let mut head = vec![0u8; 100_000];
         futures::io::AsyncReadExt::read_exact(&mut s, &mut head).await.unwrap();
-        assert_same(&head, &body[..100_000]);
+        assert_same_bytes(&head, &body[..100_000]);
         futures::io::AsyncSeekExt::seek(&mut s, SeekFrom::Start(400_000)).await.unwrap();
         let mut mid = vec![0u8; 50_000];
         futures::io::AsyncReadExt::read_exact(&mut s, &mut mid).await.unwrap();
-        assert_same(&mid, &body[400_000..450_000]);
+        assert_same_bytes(&mid, &body[400_000..450_000]);
         let mut rest = Vec::new();
         futures::io::AsyncReadExt::read_to_end(&mut s, &mut rest).await.unwrap();
-        assert_same(&rest, &body[450_000..]);
+        assert_same_bytes(&rest, &body[450_000..]);
         let mut s = Stream::<HttpFile>::new(config(&dl, &server.url("/a"))).await.unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
         let n = futures::io::copy(&mut s, &mut out).await.unwrap();
         assert_eq!(n, body.len() as u64);
-        assert_same(out.get_ref(), &body);
+        assert_same_bytes(out.get_ref(), &body);
     }
 }
 

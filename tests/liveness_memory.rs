@@ -102,20 +102,28 @@ impl HttpClient for SwitchClient {
     }
 }
 
+/// A downloader over a `MemoryClient` serving `body` at `URL` in 4 KiB
+/// chunks, each delayed by `per_chunk`.
+fn throttled(body: &[u8], per_chunk: Duration) -> Downloader {
+    let mem = MemoryClient::new();
+    mem.insert_resource(URL, MemoryResource::new(body.to_vec()).chunk_size(4096));
+    let client = ThrottleClient {
+        inner: mem,
+        per_chunk,
+    };
+    Downloader::new(DownloaderConfig::new(
+        Arc::new(PoolSpawn::new()),
+        Arc::new(client),
+    ))
+}
+
 /// A 64 KiB read 50 000 bytes before the end of a 2 MiB body that arrives
 /// at 4 KiB per 10 ms (5 s for the whole): the tail is returned as soon as
 /// it is there (about 120 ms of body), not when the gaps before it fill.
 #[test]
 fn a_read_across_the_end_returns_the_tail_at_once() {
-    let spawn = PoolSpawn::new();
-    let mem = MemoryClient::new();
     let body = pattern(2 << 20, 41);
-    mem.insert_resource(URL, MemoryResource::new(body.clone()).chunk_size(4096));
-    let client = ThrottleClient {
-        inner: mem,
-        per_chunk: Duration::from_millis(10),
-    };
-    let dl = Downloader::new(DownloaderConfig::new(Arc::new(spawn), Arc::new(client)));
+    let dl = throttled(&body, Duration::from_millis(10));
     let mut s = open(&dl).unwrap();
     let len = s.len().unwrap();
     let start = Instant::now();
@@ -331,15 +339,8 @@ fn registrations_racing_a_shutdown_never_hang() {
 /// `futures::io` helpers on a throttled in-memory stream.
 #[test]
 fn async_read_helpers_work_on_a_throttled_stream() {
-    let spawn = PoolSpawn::new();
-    let mem = MemoryClient::new();
     let body = pattern(200_000, 44);
-    mem.insert_resource(URL, MemoryResource::new(body.clone()).chunk_size(4096));
-    let client = ThrottleClient {
-        inner: mem,
-        per_chunk: Duration::from_millis(2),
-    };
-    let dl = Downloader::new(DownloaderConfig::new(Arc::new(spawn), Arc::new(client)));
+    let dl = throttled(&body, Duration::from_millis(2));
     let mut s = open(&dl).unwrap();
     block_on_timeout(LIMIT, async {
         let mut head = vec![0u8; 30_000];

@@ -540,6 +540,20 @@ impl Outage {
     }
 }
 
+/// Panics with the first differing offset (not a 2 MiB dump) unless
+/// `got == want`.
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "bodies differ: got {} bytes, want {}, first difference at {at:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 async fn rebind(addr: SocketAddr) -> tokio::net::TcpListener {
     // SO_REUSEADDR: the reset connections' TIME_WAIT must not block the port.
     for _ in 0..200 {
