@@ -175,12 +175,21 @@ pub struct StreamSeekPastEof {
 /// - `Read`: blocking; re-enters the policy until bytes, the true end
 ///   (`Ok(0)` only there), a terminal error, cancellation, or the optional
 ///   [read timeout](Self::set_read_timeout) (`TimedOut`). A pending seek is
-///   `ErrorKind::Interrupted` (std's `read_exact` retries it).
+///   `ErrorKind::Interrupted` (std's `read_exact` retries it), reported
+///   after waiting up to [`SEEK_WAIT_TIMEOUT`] for the flush to end
+///   ([`Source::wait_flush_end`]), so that retry is not a spin.
 /// - `Seek`: to `len` is allowed, past it `InvalidInput` carrying
 ///   [`StreamSeekPastEof`]; `SeekFrom::End` with an unknown length waits for
-///   the length.
+///   what the source can know ([`Source::wait_len`]: an HTTP source has its
+///   headers already), then `Unsupported`.
 /// - `AsyncRead + AsyncSeek` (when the source is `Unpin`): the same rules on
-///   the source's async wait hook; never blocks an executor thread.
+///   the source's async wait hook; `Poll::Pending` (waker registered) while
+///   data is missing or a seek flushes, never `WouldBlock`/`Interrupted`;
+///   never blocks an executor thread.
+///
+/// Once the length is known every wait is for `pos..min(pos + len, end)`:
+/// a read that crosses the end returns the tail as soon as it is present,
+/// whatever gaps lie before it.
 ///
 /// ```
 /// use std::io::{Read, Seek, SeekFrom};
