@@ -41,9 +41,10 @@
 //!   resumes each fetch for its retry budget (renewed by progress); the
 //!   peer then re-plans from the first missing byte, and gives up after
 //!   [`MAX_FETCH_FAILURES`] failed fetches in a row without progress. That
-//!   give-up is **transient**: the reader waiting then gets the typed error
-//!   (`SourceError::Net`), and its next read that needs a missing byte
-//!   plans the download again from the frontier. Permanent outcomes (404,
+//!   give-up is **transient**: the first read that meets it (one waiting
+//!   then, or the next one that needs a missing byte) gets the typed error
+//!   (`SourceError::Net`); the read after that plans the download again
+//!   from the frontier. Permanent outcomes (404,
 //!   410 and other 4xx, an HTML page, a changed or contradicting resource,
 //!   a malformed answer, a storage error) stay terminal.
 //! - Bytes already stored stay readable after any failure.

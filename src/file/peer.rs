@@ -20,8 +20,8 @@ use crate::timeline::Timeline;
 /// Consecutive failed fetches (each already retried/resumed by the
 /// downloader within its retry budget) without a byte of progress before
 /// the download gives up. That give-up is transient: the resource fails
-/// (the waiting reader gets the typed error), and the next read that needs
-/// a missing byte plans the download again from its frontier.
+/// (the first read that needs a missing byte gets the typed error), and
+/// the read after that plans the download again from its frontier.
 pub const MAX_FETCH_FAILURES: u32 = 3;
 
 /// Why the download gave up for good.
