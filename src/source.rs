@@ -171,10 +171,26 @@ pub trait Source: Send + Sync + 'static {
         None
     }
 
+    /// Blocks until the timeline stops flushing or `timeout` passes, and
+    /// says whether it stopped. The stream's `Read` calls it before it
+    /// reports a pending seek as `Interrupted`, so `read_exact`'s retry is
+    /// not a spin. It must wake on [`notify_waiting`](Self::notify_waiting)
+    /// (the seeker calls it after `Timeline::complete_seek`). Default: one
+    /// sleep of at most [`WAIT_RANGE_TIMEOUT`](crate::stream::WAIT_RANGE_TIMEOUT).
+    fn wait_flush_end(&mut self, timeout: Duration) -> bool {
+        let tl = self.timeline();
+        if tl.is_flushing() {
+            std::thread::sleep(timeout.min(crate::stream::WAIT_RANGE_TIMEOUT));
+        }
+        !tl.is_flushing()
+    }
+
     /// Async form of `wait_range(range, None)`: `Poll::Pending` registers
     /// `cx`'s waker to be woken on the next relevant change; never blocks the
-    /// thread. Cancel-safe (dropping the caller's future loses nothing).
-    /// Default: `Ready(Err(Unsupported))`.
+    /// thread. Unlike the blocking form it waits out a flush instead of
+    /// returning `Interrupted` (the stream's `AsyncRead` never reports a
+    /// seek as an error). Cancel-safe (dropping the caller's future loses
+    /// nothing). Default: `Ready(Err(Unsupported))`.
     fn poll_wait_range(
         &mut self,
         _cx: &mut Context<'_>,
@@ -206,15 +222,18 @@ pub trait Source: Send + Sync + 'static {
 /// A [`Source`] over a [`StorageResource`]: any producer that writes into the
 /// storage gets a reader for free.
 ///
-/// - `wait_range`: storage readiness first (`Ready`, `Eof`, or the storage
-///   error), then `Interrupted` while the timeline is flushing, then `Eof`
-///   if the producer announced a length
-///   ([`StorageResource::set_len_hint`]) and `range.start` is at or past it;
-///   otherwise it waits on the storage event. A passed timeout becomes
+/// - `wait_range`: the range is cut at the announced length
+///   ([`StorageResource::set_len_hint`]), so the part below the end is
+///   `Ready` as soon as it is present; then storage readiness (`Ready`,
+///   `Eof`, or the storage error; present bytes stay `Ready` after a
+///   failure), then `Interrupted` while the timeline is flushing, then `Eof`
+///   if `range.start` is at or past the announced length; otherwise it
+///   waits on the storage event. A passed timeout becomes
 ///   [`SourceError::WaitBudgetExceeded`].
 /// - `len()`: the committed length, else the announced one.
 /// - `notify_waiting` / `make_notify_fn` notify the storage event.
-/// - The async hooks wait on the same event without blocking.
+/// - The async hooks wait on the same event without blocking, and wait out
+///   a flush (woken by `notify_waiting`) instead of reporting it.
 ///
 /// ```
 /// use kithara_stream::{Source, StorageSource, WaitOutcome};
@@ -271,27 +290,38 @@ impl StorageSource {
         self.seek_epoch
     }
 
-    fn check(&self, range: Range<u64>) -> Option<StreamResult<WaitOutcome>> {
+    /// The wait's check: `range` cut at the announced length (the part
+    /// below the end is what a read there can return), then storage
+    /// readiness, then a flush (`Interrupted`, unless `through_flush`), then
+    /// `Eof` past the announced length.
+    fn check(&self, range: Range<u64>, through_flush: bool) -> Option<StreamResult<WaitOutcome>> {
         let start = range.start;
+        let len = self.storage.len_hint();
+        let range = match len {
+            Some(l) if start < l => start..range.end.min(l),
+            _ => range,
+        };
         match self.storage.check_range(range) {
             Err(e) => Some(Err(e.into())),
             Ok(Some(o)) => Some(Ok(o)),
-            Ok(None) if self.timeline.is_flushing() => Some(Ok(WaitOutcome::Interrupted)),
-            Ok(None) => match self.storage.len_hint() {
+            Ok(None) if !through_flush && self.timeline.is_flushing() => {
+                Some(Ok(WaitOutcome::Interrupted))
+            }
+            Ok(None) => match len {
                 Some(len) if start >= len => Some(Ok(WaitOutcome::Eof)),
                 _ => None,
             },
         }
     }
 
-    fn check_len(&self) -> Option<StreamResult<Option<u64>>> {
+    fn check_len(&self, through_flush: bool) -> Option<StreamResult<Option<u64>>> {
         if let Some(len) = self.storage.len_hint() {
             return Some(Ok(Some(len)));
         }
         match self.storage.status() {
             ResourceStatus::Failed(r) => Some(Err(StorageError::Failed(r).into())),
             ResourceStatus::Cancelled => Some(Err(StorageError::Cancelled.into())),
-            _ if self.timeline.is_flushing() => Some(Ok(None)),
+            _ if !through_flush && self.timeline.is_flushing() => Some(Ok(None)),
             _ => None,
         }
     }
@@ -329,7 +359,7 @@ impl Source for StorageSource {
         timeout: Option<Duration>,
     ) -> StreamResult<WaitOutcome> {
         self.storage
-            .wait_until(deadline(timeout), || self.check(range.clone()))
+            .wait_until(deadline(timeout), || self.check(range.clone(), false))
             .unwrap_or(Err(SourceError::WaitBudgetExceeded.into()))
     }
 
@@ -364,26 +394,33 @@ impl Source for StorageSource {
         self.storage.len_hint()
     }
 
-    /// `Cancelled` if the storage failed or was cancelled, `Seeking` while
-    /// flushing, `Eof` at or past the known length, `Ready` if present,
-    /// else `Waiting` (`WaitingMetadata` while the length is unknown and
-    /// nothing is written yet).
+    /// `Cancelled` if the storage was cancelled, or failed and the range is
+    /// not present; `Seeking` while flushing, `Eof` at or past the known
+    /// length, `Ready` if present (also after a failure), else `Waiting`
+    /// (`WaitingMetadata` while the length is unknown and nothing is written
+    /// yet).
     fn phase_at(&self, range: Range<u64>) -> SourcePhase {
-        match self.storage.status() {
-            ResourceStatus::Failed(_) | ResourceStatus::Cancelled => return SourcePhase::Cancelled,
-            _ => {}
+        let failed = match self.storage.status() {
+            ResourceStatus::Cancelled => return SourcePhase::Cancelled,
+            ResourceStatus::Failed(_) => true,
+            _ => false,
+        };
+        let len = self.storage.len_hint();
+        let end = len.map_or(range.end, |l| range.end.min(l));
+        let present = range.start < end && self.storage.contains_range(range.start..end);
+        if failed && !present {
+            // Present bytes stay readable after a failure; the rest is gone.
+            return SourcePhase::Cancelled;
         }
         if self.timeline.is_flushing() {
             return SourcePhase::Seeking;
         }
-        let len = self.storage.len_hint();
         if let Some(len) = len
             && range.start >= len
         {
             return SourcePhase::Eof;
         }
-        let end = len.map_or(range.end, |l| range.end.min(l));
-        if self.storage.contains_range(range.start..end) {
+        if present || range.start >= end {
             SourcePhase::Ready
         } else if len.is_none() && self.storage.available().is_empty() {
             SourcePhase::WaitingMetadata
@@ -414,17 +451,26 @@ impl Source for StorageSource {
         cx: &mut Context<'_>,
         range: Range<u64>,
     ) -> Poll<StreamResult<WaitOutcome>> {
-        self.poll_until(cx, |s| s.check(range.clone()))
+        self.poll_until(cx, |s| s.check(range.clone(), true))
     }
 
     fn wait_len(&mut self, timeout: Option<Duration>) -> StreamResult<Option<u64>> {
         self.storage
-            .wait_until(deadline(timeout), || self.check_len())
+            .wait_until(deadline(timeout), || self.check_len(false))
             .unwrap_or(Err(SourceError::WaitBudgetExceeded.into()))
     }
 
     fn poll_wait_len(&mut self, cx: &mut Context<'_>) -> Poll<StreamResult<Option<u64>>> {
-        self.poll_until(cx, Self::check_len)
+        self.poll_until(cx, |s| s.check_len(true))
+    }
+
+    fn wait_flush_end(&mut self, timeout: Duration) -> bool {
+        let tl = &self.timeline;
+        self.storage
+            .wait_until(deadline(Some(timeout)), || {
+                (!tl.is_flushing()).then_some(())
+            })
+            .is_some()
     }
 }
 

@@ -175,12 +175,21 @@ pub struct StreamSeekPastEof {
 /// - `Read`: blocking; re-enters the policy until bytes, the true end
 ///   (`Ok(0)` only there), a terminal error, cancellation, or the optional
 ///   [read timeout](Self::set_read_timeout) (`TimedOut`). A pending seek is
-///   `ErrorKind::Interrupted` (std's `read_exact` retries it).
+///   `ErrorKind::Interrupted` (std's `read_exact` retries it), reported
+///   after waiting up to [`SEEK_WAIT_TIMEOUT`] for the flush to end
+///   ([`Source::wait_flush_end`]), so that retry is not a spin.
 /// - `Seek`: to `len` is allowed, past it `InvalidInput` carrying
 ///   [`StreamSeekPastEof`]; `SeekFrom::End` with an unknown length waits for
-///   the length.
+///   what the source can know ([`Source::wait_len`]: an HTTP source has its
+///   headers already), then `Unsupported`.
 /// - `AsyncRead + AsyncSeek` (when the source is `Unpin`): the same rules on
-///   the source's async wait hook; never blocks an executor thread.
+///   the source's async wait hook; `Poll::Pending` (waker registered) while
+///   data is missing or a seek flushes, never `WouldBlock`/`Interrupted`;
+///   never blocks an executor thread.
+///
+/// Once the length is known every wait is for `pos..min(pos + len, end)`:
+/// a read that crosses the end returns the tail as soon as it is present,
+/// whatever gaps lie before it.
 ///
 /// ```
 /// use std::io::{Read, Seek, SeekFrom};
@@ -323,7 +332,9 @@ impl<T: StreamType> Stream<T> {
     /// [`MAX_WAIT_SPINS`] × [`WAIT_RANGE_TIMEOUT`] without progress.
     ///
     /// An empty `buf` gives `Eof { byte_position: position() }` at once.
-    /// Otherwise it waits for `pos..pos + buf.len()` in 10 ms slices; a
+    /// Otherwise it waits for `pos..pos + buf.len()` (cut at the end once
+    /// the length is known: a read that crosses the end returns the tail as
+    /// soon as the tail is present, whatever gaps lie before) in 10 ms slices; a
     /// flush or an epoch change gives `Pending(SeekPending)` (bytes read
     /// under a stale epoch are discarded, the cursor does not move);
     /// 50 slices without readiness give `Pending(NotReady(WaitBudgetExhausted))`.
@@ -350,7 +361,7 @@ impl<T: StreamType> Stream<T> {
             let tl = self.source.timeline();
             let read_epoch = tl.seek_epoch();
             let pos = self.source.position();
-            let range = pos..pos.saturating_add(buf.len() as u64);
+            let range = self.wanted(pos, buf.len());
             match self.source.wait_range(range, Some(WAIT_RANGE_TIMEOUT)) {
                 Err(StreamError::Source(SourceError::WaitBudgetExceeded)) => {
                     if tl.is_flushing() || tl.seek_epoch() != read_epoch {
@@ -406,6 +417,18 @@ impl<T: StreamType> Stream<T> {
         }
     }
 
+    /// What a read of `want` bytes at `pos` waits for: `pos..pos + want`,
+    /// cut at the end once the length is known, so a read that crosses the
+    /// end is ready as soon as the tail is present. At or past the end it
+    /// stays uncut (the source then proves `Eof`).
+    fn wanted(&self, pos: u64, want: usize) -> std::ops::Range<u64> {
+        let end = pos.saturating_add(want as u64);
+        match self.source.len() {
+            Some(len) if pos < len => pos..end.min(len),
+            _ => pos..end,
+        }
+    }
+
     fn pending(&self, reason: PendingReason, want: usize) -> StreamPending {
         let pos = self.source.position();
         let tl = self.source.timeline();
@@ -420,8 +443,8 @@ impl<T: StreamType> Stream<T> {
         }
     }
 
-    fn unknown_len_error(&self) -> io::Error {
-        if self.source.timeline().is_flushing() {
+    fn unknown_len_error(&self, flushing_interrupts: bool) -> io::Error {
+        if flushing_interrupts && self.source.timeline().is_flushing() {
             interrupted()
         } else {
             io::Error::new(
@@ -480,6 +503,21 @@ impl<T: StreamType> Read for Stream<T> {
                 StreamReadOutcome::Bytes { count, .. } => return Ok(count.get()),
                 StreamReadOutcome::Eof { .. } => return Ok(0),
                 StreamReadOutcome::Pending(PendingReason::SeekPending) => {
+                    // `read_exact` retries `Interrupted` at once: wait out
+                    // the flush here (bounded), so the retry is not a spin.
+                    if self.source.timeline().is_flushing() {
+                        let wait = deadline.map_or(SEEK_WAIT_TIMEOUT, |d| {
+                            d.saturating_duration_since(Instant::now())
+                                .min(SEEK_WAIT_TIMEOUT)
+                        });
+                        self.source.wait_flush_end(wait);
+                    }
+                    if passed(deadline) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            self.pending(PendingReason::SeekPending, buf.len()),
+                        ));
+                    }
                     return Err(interrupted());
                 }
                 StreamReadOutcome::Pending(reason) => {
@@ -508,7 +546,7 @@ impl<T: StreamType> Seek for Stream<T> {
         if matches!(pos, SeekFrom::End(_)) && len.is_none() {
             len = self.source.wait_len(None).map_err(StreamReadError::from)?;
             if len.is_none() {
-                return Err(self.unknown_len_error());
+                return Err(self.unknown_len_error(true));
             }
         }
         let new_pos = Self::seek_target(current, pos, len)?;
@@ -537,9 +575,12 @@ where
 {
     /// Non-blocking read: waits through [`Source::poll_wait_range`] (the
     /// storage event for [`StorageSource`]). Bytes → `Ok(n)`, true end →
-    /// `Ok(0)`, seek pending → `Interrupted`, a source saying "not ready"
-    /// after a ready wait → `WouldBlock` ([`StreamPending`] payload), source
-    /// errors → the mapped `io::Error`. Cancel-safe.
+    /// `Ok(0)`, source errors → the mapped `io::Error`. While the bytes are
+    /// missing, or a seek is flushing, it is `Poll::Pending` with the waker
+    /// registered (never `WouldBlock` or `Interrupted`), so
+    /// `futures::io::AsyncReadExt::read_exact`, `read_to_end` and
+    /// `futures::io::copy` just work. A read that crosses the known end
+    /// returns the tail once it is present. Cancel-safe.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -553,18 +594,20 @@ where
             let tl = this.source.timeline();
             let read_epoch = tl.seek_epoch();
             let pos = this.source.position();
-            let range = pos..pos.saturating_add(buf.len() as u64);
+            let range = this.wanted(pos, buf.len());
             let outcome = match futures::ready!(this.source.poll_wait_range(cx, range)) {
                 Ok(o) => o,
                 Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
             };
             match outcome {
                 WaitOutcome::Eof => return Poll::Ready(Ok(0)),
-                WaitOutcome::Interrupted => return Poll::Ready(Err(interrupted())),
+                // A source whose async wait reports a flush instead of
+                // waiting it out: ask to be polled again.
+                WaitOutcome::Interrupted => return yield_now(cx),
                 WaitOutcome::Ready => {}
             }
             if tl.seek_epoch() != read_epoch {
-                return Poll::Ready(Err(interrupted()));
+                continue; // a seek moved the cursor: read there instead
             }
             let read = match this.source.read_at(pos, buf) {
                 Ok(r) => r,
@@ -573,26 +616,24 @@ where
             match read {
                 ReadOutcome::Bytes(n) => {
                     if tl.seek_epoch() != read_epoch {
-                        return Poll::Ready(Err(interrupted()));
+                        continue;
                     }
                     tl.set_segment_position(pos);
                     this.source.advance(n.get() as u64);
                     return Poll::Ready(Ok(n.get()));
                 }
                 ReadOutcome::Eof => return Poll::Ready(Ok(0)),
-                ReadOutcome::Pending(PendingReason::Retry) => {}
-                ReadOutcome::Pending(PendingReason::SeekPending) => {
-                    return Poll::Ready(Err(interrupted()));
-                }
-                ReadOutcome::Pending(r) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        this.pending(r, buf.len()),
-                    )));
-                }
+                ReadOutcome::Pending(PendingReason::Retry | PendingReason::SeekPending) => {}
+                ReadOutcome::Pending(_) => return yield_now(cx),
             }
         }
     }
+}
+
+/// `Poll::Pending` after waking the task at once: polled again soon.
+fn yield_now<T>(cx: &mut Context<'_>) -> Poll<T> {
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 impl<T: StreamType> AsyncSeek for Stream<T>
@@ -616,7 +657,7 @@ where
                 Err(e) => return Poll::Ready(Err(StreamReadError::from(e).into())),
             };
             if len.is_none() {
-                return Poll::Ready(Err(this.unknown_len_error()));
+                return Poll::Ready(Err(this.unknown_len_error(false)));
             }
         }
         let new_pos = Self::seek_target(current, pos, len)?;
@@ -649,6 +690,8 @@ mod tests {
         read_calls: AtomicUsize,
         on_wait: Option<WaitHook>,
         reads: VecDeque<ReadOutcome>,
+        /// `Interrupted` while the timeline flushes, as a real source does.
+        interrupt_while_flushing: bool,
     }
 
     impl Mock {
@@ -664,6 +707,7 @@ mod tests {
                 read_calls: AtomicUsize::new(0),
                 on_wait: None,
                 reads: VecDeque::new(),
+                interrupt_while_flushing: false,
             }
         }
     }
@@ -677,6 +721,9 @@ mod tests {
             self.wait_calls.fetch_add(1, Ordering::SeqCst);
             if let Some(h) = self.on_wait.as_mut() {
                 h(&self.timeline);
+            }
+            if self.interrupt_while_flushing && self.timeline.is_flushing() {
+                return Ok(WaitOutcome::Interrupted);
             }
             Ok(self.waits.pop_front().unwrap_or_else(self.default)?)
         }
@@ -917,6 +964,86 @@ mod tests {
             p.to_string(),
             "seek pending: pos=1 want=2 len=Some(3) phase=Seeking epoch=4 flushing=true"
         );
+    }
+
+    /// `read_exact` while a seek flushes: each `Read` waits (bounded) for
+    /// the flush to end before reporting `Interrupted`, so the retry loop is
+    /// not a spin; once the flush ends the bytes come.
+    #[test]
+    fn read_exact_during_a_pending_seek_waits_instead_of_spinning() {
+        let mut m = Mock::new(b"ABCD");
+        let tl = m.timeline.clone();
+        let _ = tl.initiate_seek(Duration::from_secs(1));
+        m.interrupt_while_flushing = true;
+        let started = Instant::now();
+        m.on_wait = Some(Box::new(move |tl| {
+            if tl.is_flushing() && started.elapsed() > Duration::from_millis(200) {
+                tl.complete_seek(tl.seek_epoch());
+            }
+        }));
+        let mut s = stream(m);
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ABCD");
+        let waits = s.source().wait_calls.load(Ordering::SeqCst);
+        assert!(waits < 100, "{waits} waits: spinning");
+        assert!(!tl.is_flushing());
+    }
+
+    /// While a seek flushes and the bytes are missing, `poll_read` is
+    /// `Pending` (waker registered), never `Interrupted`/`WouldBlock`; the
+    /// storage event wakes it when the bytes land after the flush.
+    #[test]
+    fn async_read_is_pending_through_a_flush() {
+        use crate::cancel::CancelToken;
+        use crate::storage::StorageResource;
+        let res = StorageResource::memory(CancelToken::new());
+        let src = StorageSource::new(res.clone());
+        let tl = src.timeline();
+        let mut s = Stream::<StorageSource>::from_source(src);
+        let epoch = tl.initiate_seek(Duration::ZERO);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 4];
+        assert!(Pin::new(&mut s).poll_read(&mut cx, &mut buf).is_pending());
+        tl.complete_seek(epoch);
+        assert!(Pin::new(&mut s).poll_read(&mut cx, &mut buf).is_pending());
+        let w = res.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w.write_at(0, b"WXYZ").unwrap();
+            w.commit(None).unwrap();
+        });
+        let n =
+            futures::executor::block_on(futures::io::AsyncReadExt::read(&mut s, &mut buf)).unwrap();
+        assert_eq!(&buf[..n], &b"WXYZ"[..n]);
+        t.join().unwrap();
+    }
+
+    /// A read across a known end waits only for the part below it.
+    #[test]
+    fn a_read_across_the_end_waits_for_the_tail_only() {
+        use crate::cancel::CancelToken;
+        use crate::storage::StorageResource;
+        let res = StorageResource::memory(CancelToken::new());
+        res.set_len_hint(Some(10));
+        res.write_at(6, b"6789").unwrap(); // 0..6 missing
+        let mut s = Stream::<StorageSource>::from_source(StorageSource::new(res));
+        s.set_position(6);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Bytes {
+                count: NonZeroUsize::new(4).unwrap(),
+                byte_position: 10
+            }
+        );
+        assert_eq!(&buf[..4], b"6789");
+        assert_eq!(
+            s.try_read(&mut buf).unwrap(),
+            StreamReadOutcome::Eof { byte_position: 10 }
+        );
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
     }
 
     #[test]

@@ -678,11 +678,20 @@ fn html_page_rejected_with_invalid_content_type() {
 fn stalled_body_ends_with_inactivity_timeout() {
     let spawn = PoolSpawn::new();
     let mem = MemoryClient::new();
+    // Every response stalls after 3000 bytes: each resume makes progress,
+    // which renews the one-retry budget, so the body completes.
     mem.insert_resource(
         "http://127.0.0.1/stall",
         MemoryResource::new(pattern(10_000, 2).to_vec())
             .chunk_size(1000)
             .stall_after(3000),
+    );
+    // Every response stalls at once: no progress, one resume, then the error.
+    mem.insert_resource(
+        "http://127.0.0.1/stall0",
+        MemoryResource::new(pattern(10_000, 2).to_vec())
+            .chunk_size(1000)
+            .stall_after(0),
     );
     let dl = Downloader::new(
         config(&spawn, mem.clone())
@@ -696,6 +705,33 @@ fn stalled_body_ends_with_inactivity_timeout() {
     let events = dl.subscribe();
     let start = Instant::now();
     let (c, bytes, _) = one_stream(&dl, |c| c, "/stall");
+    assert!(c.error.is_none(), "{c:?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(bytes, pattern(10_000, 2).to_vec());
+    let ranges: Vec<_> = mem.requests().into_iter().map(|r| r.range).collect();
+    assert_eq!(
+        ranges,
+        [
+            None,
+            Some("bytes=3000-9999".to_owned()),
+            Some("bytes=6000-9999".to_owned()),
+            Some("bytes=9000-9999".to_owned())
+        ]
+    );
+    // Each resume is the first of its run of failures.
+    let resumed: Vec<(u64, u32)> = events
+        .drain()
+        .iter()
+        .filter_map(|e| match e {
+            DownloaderEvent::RequestResumed {
+                offset, attempt, ..
+            } => Some((*offset, *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resumed, [(3000, 1), (6000, 1), (9000, 1)]);
+
+    let (c, bytes, _) = one_stream(&dl, |c| c, "/stall0");
     assert!(
         matches!(
             &c.error,
@@ -706,24 +742,11 @@ fn stalled_body_ends_with_inactivity_timeout() {
         ),
         "{c:?}"
     );
-    assert!(start.elapsed() < Duration::from_secs(5));
-    // One resume was attempted (from byte 3000), and it stalled again at 6000.
-    assert_eq!(c.bytes, 6000);
-    assert_eq!(bytes, pattern(10_000, 2)[..6000].to_vec());
-    let reqs = mem.requests();
-    assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[1].range.as_deref(), Some("bytes=3000-9999"));
-    assert!(events.drain().iter().any(|e| matches!(
-        e,
-        DownloaderEvent::RequestResumed {
-            offset: 3000,
-            attempt: 1,
-            ..
-        }
-    )));
+    assert!(bytes.is_empty());
+    assert_eq!(mem.requests().len(), 6, "one resume only");
     // The imperative body ends with the same error, never a silent short body.
     let h = dl.register(Arc::new(Idle));
-    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/stall")))).unwrap();
+    let r = block_on_timeout(LIMIT, h.execute(FetchCmd::get(url("/stall0")))).unwrap();
     let err = block_on_timeout(LIMIT, r.body.collect()).unwrap_err();
     assert!(matches!(
         err,

@@ -10,31 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod storage_common;
+
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{StorageResource, WaitOutcome};
-
-/// The byte at `pos` of the test resource.
-fn byte_at(pos: u64) -> u8 {
-    (pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
-}
-
-fn chunk(start: u64, len: usize) -> Vec<u8> {
-    (start..start + len as u64).map(byte_at).collect()
-}
-
-/// xorshift64*, seeded: reproducible random sizes and offsets.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use storage_common::{Rng, byte_at, chunk};
 
 fn check(res: &StorageResource, pos: u64, len: usize) {
     let mut buf = vec![0u8; len];

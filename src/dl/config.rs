@@ -15,14 +15,29 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 5;
 pub const DEFAULT_SOFT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default [`DownloaderConfig::inactivity_timeout`].
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default [`DownloaderConfig::request_timeout`].
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`DownloaderConfig::request_timeout`]: 10 s. Headers come in
+/// milliseconds from a live server; 10 s is patience for a slow origin
+/// behind a CDN without making a hung one look alive.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`DownloaderConfig::connect_timeout`]: 10 s. A server that never
+/// answers (a black hole, a firewall dropping packets, a hung listener) is
+/// reported within about this long (plus one backoff step).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a [`Downloader`](super::Downloader) runs: the executor and HTTP client
 /// it uses, and its limits and timeouts. Cheap to clone.
 ///
 /// Every timeout is measured with [`Spawn::sleep`], so it behaves the same
 /// on every backend.
+///
+/// # Liveness defaults
+/// | what | default | outcome |
+/// |---|---|---|
+/// | server never answers (connect phase) | [`connect_timeout`](Self::connect_timeout) 10 s | typed error (`Timeout { Headers }` or the connect error) |
+/// | no headers on one attempt | [`request_timeout`](Self::request_timeout) 10 s | retried |
+/// | body silent | [`inactivity_timeout`](Self::inactivity_timeout) 30 s | resumed with `Range` |
+/// | retries / resumes | [`retry`](Self::retry): 40 s from the first failure, renewed by progress; backoff 0, 100 ms, doubling, 4 s cap | then the error |
+/// | 404/410 and other 4xx, HTML page, contradicting `Content-Range`, cancel | not retried | terminal, typed |
 ///
 /// ```
 /// # use std::{sync::Arc, time::Duration};
@@ -56,15 +71,27 @@ pub struct DownloaderConfig {
     /// dispatch round; urgent work preempts the wait (default zero).
     pub demand_throttle: Duration,
     /// A body that yields no byte for this long fails with
-    /// `NetError::Timeout { kind: Inactivity }` (then resumes, if retries
-    /// are left) (default 30 s; zero: no inactivity timeout).
+    /// `NetError::Timeout { kind: Inactivity }` and is resumed with `Range`
+    /// within the retry budget (default 30 s; zero: no inactivity timeout).
     pub inactivity_timeout: Duration,
-    /// An attempt that gets no response headers within this long fails with
-    /// `NetError::Timeout { kind: Headers }`, which is retried (default 30 s,
-    /// the same patience as for a stalled body; zero: no headers timeout).
+    /// The headers phase: an attempt that gets no response headers within
+    /// this long of being sent fails with `NetError::Timeout { kind: Headers
+    /// }`, which is retried (default [`DEFAULT_REQUEST_TIMEOUT`], 10 s; zero:
+    /// no headers timeout).
     pub request_timeout: Duration,
-    /// Retries before the body and resumes after a mid-body failure
-    /// (default: 3, 100 ms base, 5 s cap).
+    /// The connect phase: how long a request keeps trying before the server
+    /// first answers it (default [`DEFAULT_CONNECT_TIMEOUT`], 10 s; zero: the
+    /// retry budget alone). Refused or failed connections are retried with
+    /// backoff within it, and an attempt's headers wait is cut at it, so
+    /// `Stream::new` against a server that never answers (or a closed port)
+    /// fails with a typed error after about this long. Once the server has
+    /// answered (any status), and for resumes of a body, the
+    /// [`retry`](Self::retry) budget applies instead.
+    pub connect_timeout: Duration,
+    /// Retries before the body and resumes after a mid-body failure: for a
+    /// duration, renewed after progress (default [`RetryPolicy::default`]:
+    /// 40 s, backoff from 100 ms doubling to a 4 s cap, so a lost server is
+    /// ridden out for at least 30 s).
     pub retry: RetryPolicy,
     /// Parent token: cancelling it shuts the downloader down. `None`: a
     /// fresh root.
@@ -82,6 +109,7 @@ impl fmt::Debug for DownloaderConfig {
             .field("demand_throttle", &self.demand_throttle)
             .field("inactivity_timeout", &self.inactivity_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
             .field("event_capacity", &self.event_capacity)
             .finish_non_exhaustive()
@@ -99,6 +127,7 @@ impl DownloaderConfig {
             demand_throttle: Duration::ZERO,
             inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
             cancel: None,
             event_capacity: EVENT_QUEUE_CAPACITY,
@@ -132,6 +161,12 @@ impl DownloaderConfig {
     /// Sets [`request_timeout`](Self::request_timeout).
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
         self
     }
 

@@ -191,21 +191,34 @@ impl Downloader {
     /// owns the peer's registration: dropping its last clone cancels the
     /// peer (queued commands complete as cancelled, in-flight ones abort)
     /// and the loop releases the peer.
+    ///
+    /// On a downloader that is cancelled, shut down or shutting down, the
+    /// peer is never polled and the returned handle's
+    /// [`cancel`](PeerHandle::cancel) token is already cancelled (or is
+    /// cancelled by the closing loop); its requests fail with
+    /// [`NetError::Cancelled`]. Never blocks.
     pub fn register(&self, peer: Arc<dyn Peer>) -> PeerHandle {
         let shared = &self.inner.shared;
         let token = shared.root.child();
         let (cmd_tx, cmd_rx) = mpsc::channel(PEER_CMD_CHANNEL_CAPACITY);
         let hub = Arc::new(Hub::new(shared.cfg.event_capacity));
         let id = shared.next_peer_id.fetch_add(1, Ordering::Relaxed);
-        // If the loop is gone the peer is simply never polled; its handle's
-        // requests fail with `Cancelled` (the receiver is dropped).
-        let _ = shared.reg_tx.unbounded_send(NewPeer {
+        // A downloader that is shut down, shutting down or whose loop is
+        // gone cannot serve the peer: its token is cancelled at once, so a
+        // stream opening on it fails now instead of waiting forever. (A
+        // registration the loop takes in just before closing is cancelled
+        // by the loop's close.)
+        let sent = shared.reg_tx.unbounded_send(NewPeer {
             id,
             peer,
             token: token.clone(),
             rx: cmd_rx,
             hub: hub.clone(),
         });
+        if sent.is_err() || shared.root.is_cancelled() || !shared.loop_alive.load(Ordering::Acquire)
+        {
+            token.cancel();
+        }
         shared.wake.notify();
         PeerHandle {
             inner: Arc::new(PeerInner {
@@ -253,9 +266,13 @@ impl Downloader {
 ///   concurrently with itself, and only when the peer has no streaming
 ///   command still waiting in the queue (at most one batch per peer
 ///   waits). `Ready(Some(cmds))` hands the commands over (each gets exactly
-///   one `on_complete`), `Ready(Some(vec![]))` is a no-op, `Ready(None)`
-///   retires the peer's stream of work (its handle still works), and
-///   `Pending` must arrange for `cx.waker()` to be woken when work appears.
+///   one `on_complete`) and the loop **polls again** as soon as they have
+///   left the queue, until `Pending` or `Ready(None)`: a peer yielding one
+///   command per poll gets up to `max_concurrent` in flight.
+///   `Ready(Some(vec![]))` hands over nothing and is polled again too.
+///   `Ready(None)` retires the peer's stream of work (its handle still
+///   works), and `Pending` must arrange for `cx.waker()` to be woken when
+///   work appears.
 /// - [`priority`](Self::priority) is read on every loop pass. A peer whose
 ///   priority changes should wake the last waker it got, so its queued
 ///   commands move slot at once.

@@ -228,6 +228,10 @@ async fn timeout_unless_zero<F: Future>(
     rt::timeout(spawn, duration, fut).await
 }
 
+/// The shortest headers wait an attempt gets, even when the connect
+/// deadline is closer: an attempt that cannot succeed is not worth sending.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
 fn invalid(url: &Url, reason: String) -> NetError {
     NetError::InvalidResponse {
         url: url.clone(),
@@ -240,9 +244,13 @@ impl Request {
         &self.shared.cfg
     }
 
-    /// One attempt: send, wait for headers (request timeout), judge the
-    /// status (2xx only).
-    async fn attempt(&self, range: Option<RangeSpec>) -> Result<HttpResponse, NetError> {
+    /// One attempt: send, wait for headers (request timeout, cut at
+    /// `limit` when given), judge the status (2xx only).
+    async fn attempt(
+        &self,
+        range: Option<RangeSpec>,
+        limit: Option<Instant>,
+    ) -> Result<HttpResponse, NetError> {
         let mut req = match self.method {
             RequestMethod::Get => HttpRequest::get(self.url.clone()),
             RequestMethod::Head => HttpRequest::head(self.url.clone()),
@@ -256,7 +264,16 @@ impl Request {
             let resp = cfg.client.send(req).await?;
             resp.error_for_status(&self.url).await
         };
-        let timed = timeout_unless_zero(&*cfg.spawn, cfg.request_timeout, exchange);
+        let mut headers_timeout = cfg.request_timeout;
+        if let Some(limit) = limit {
+            let left = limit
+                .saturating_duration_since(Instant::now())
+                .max(MIN_ATTEMPT);
+            if headers_timeout.is_zero() || left < headers_timeout {
+                headers_timeout = left;
+            }
+        }
+        let timed = timeout_unless_zero(&*cfg.spawn, headers_timeout, exchange);
         match race_cancel(&self.cancel, timed).await? {
             Ok(result) => result,
             Err(rt::Elapsed) => Err(NetError::Timeout {
@@ -267,21 +284,36 @@ impl Request {
     }
 
     /// Attempts with retries and backoff (cancellable), then the validator.
+    ///
+    /// Until the server first answers (any status), the connect phase's
+    /// deadline (`connect_timeout`) bounds the whole loop, each attempt's
+    /// headers wait included; from then on the retry budget does.
     async fn establish_inner(&self, publisher: &Publisher) -> Result<HttpResponse, NetError> {
-        let policy = self.cfg().retry;
+        let cfg = self.cfg();
+        let policy = cfg.retry;
+        let contact_limit = (!cfg.connect_timeout.is_zero())
+            .then(|| Instant::now().checked_add(cfg.connect_timeout))
+            .flatten();
+        let mut answered = false;
         let mut attempt = 0u32;
+        let mut first_failure: Option<Instant> = None;
         let resp = loop {
-            let error = match self.attempt(self.range).await {
+            let limit = if answered { None } else { contact_limit };
+            let error = match self.attempt(self.range, limit).await {
                 Ok(resp) => break resp,
                 Err(e) => e,
             };
             if self.cancel.is_cancelled() {
                 return Err(NetError::Cancelled);
             }
-            if !policy.should_retry(attempt, &error) {
+            answered |= matches!(error, NetError::Status { .. });
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            let delay = policy.delay_for_attempt(attempt);
+            let within_contact = answered
+                || limit.is_none_or(|l| Instant::now().checked_add(delay).is_some_and(|t| t < l));
+            if !within_contact || !policy.allows(attempt, since.elapsed(), &error) {
                 return Err(error);
             }
-            let delay = policy.delay_for_attempt(attempt);
             attempt += 1;
             publisher.publish(&DownloaderEvent::RequestRetried {
                 request_id: publisher.id,
@@ -290,7 +322,7 @@ impl Request {
                 error,
             });
             if !delay.is_zero() {
-                race_cancel(&self.cancel, self.cfg().spawn.sleep(delay)).await?;
+                race_cancel(&self.cancel, cfg.spawn.sleep(delay)).await?;
             }
         };
         if let Some(validate) = self.validator {
@@ -388,7 +420,11 @@ pub(crate) struct Reader {
     end: Option<u64>,
     /// The complete resource length, when a `Content-Range` stated it.
     total: Option<u64>,
+    /// Resumes in the current run of failures (reset by progress).
     resumes: u32,
+    /// When the current run of failures began (`None`: none since the
+    /// last byte): the retry budget counts from here.
+    failing_since: Option<Instant>,
     done: bool,
 }
 
@@ -415,7 +451,7 @@ impl Reader {
                     ),
                 ));
             }
-            (cr.first(), Some(cr.last() + 1), cr.complete_length())
+            (cr.first(), Some(cr.end()), cr.complete_length())
         } else {
             // 200 (also to a ranged request whose Range the server ignored):
             // the body is the resource from byte 0.
@@ -432,6 +468,7 @@ impl Reader {
             end,
             total,
             resumes: 0,
+            failing_since: None,
             done: false,
         })
     }
@@ -443,7 +480,12 @@ impl Reader {
         }
         loop {
             let error = match self.read_one().await {
-                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(Some(b)) => {
+                    // Progress renews the retry budget.
+                    self.failing_since = None;
+                    self.resumes = 0;
+                    return Some(Ok(b));
+                }
                 Ok(None) => {
                     self.done = true;
                     return None;
@@ -527,11 +569,12 @@ impl Reader {
     /// otherwise gives back the error to report.
     async fn resume(&mut self, mut error: NetError) -> Result<(), NetError> {
         let policy = self.req.shared.cfg.retry;
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
         loop {
             if self.req.cancel.is_cancelled() {
                 return Err(NetError::Cancelled);
             }
-            if !policy.should_retry(self.resumes, &error) {
+            if !policy.allows(self.resumes, since.elapsed(), &error) {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(self.resumes);
@@ -562,7 +605,7 @@ impl Reader {
             .map(|e| e.saturating_sub(1))
             .or(self.req.range.and_then(|r| r.end()));
         let spec = RangeSpec::new(self.pos, last)?;
-        let resp = self.req.attempt(Some(spec)).await?;
+        let resp = self.req.attempt(Some(spec), None).await?;
         if resp.status != StatusCode::PARTIAL_CONTENT {
             return Err(invalid(
                 url,
@@ -573,7 +616,7 @@ impl Reader {
             ));
         }
         let cr = parse_content_range(url, &resp.headers)?;
-        let wrong_end = self.end.is_some_and(|e| cr.last() + 1 != e);
+        let wrong_end = self.end.is_some_and(|e| cr.end() != e);
         let wrong_total =
             matches!((self.total, cr.complete_length()), (Some(a), Some(b)) if a != b);
         if cr.first() != self.pos || wrong_end || wrong_total {
@@ -588,7 +631,7 @@ impl Reader {
                 ),
             ));
         }
-        self.end = Some(cr.last() + 1);
+        self.end = Some(cr.end());
         self.total = self.total.or(cr.complete_length());
         Ok(resp.body)
     }

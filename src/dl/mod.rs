@@ -47,8 +47,8 @@ use url::Url;
 pub use body::BodyStream;
 pub use cmd::{FetchCmd, FetchResponse};
 pub use config::{
-    DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_SOFT_TIMEOUT, DownloaderConfig,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_TIMEOUT, DownloaderConfig,
 };
 pub use downloader::{Downloader, Peer, PeerHandle};
 pub use events::{CancelReason, DownloaderEvent, EVENT_QUEUE_CAPACITY, EventReceiver, RequestId};

@@ -46,6 +46,9 @@ struct PeerSlot {
     hub: Arc<Hub>,
     /// `poll_next` said `Ready(None)`.
     done: bool,
+    /// `poll_next` said `Ready(Some(..))` last: poll it again once its
+    /// queue is empty (the pull contract), without waiting for a wake-up.
+    again: bool,
     priority: RequestPriority,
     /// Streaming entries of this peer still in a slot.
     queued: usize,
@@ -125,7 +128,7 @@ impl Registry {
             // makes us go round again instead of sleeping.
             self.shared.wake.take();
             self.pass(cx);
-            if self.shared.wake.take() {
+            if self.shared.wake.take() || self.poll_again() {
                 continue;
             }
             let listener = self
@@ -170,6 +173,7 @@ impl Registry {
             rx: new.rx,
             hub: new.hub,
             done: false,
+            again: true,
             queued: 0,
             _hook: hook,
         });
@@ -199,7 +203,9 @@ impl Registry {
             }
             let p = &self.peers[i];
             if !p.done && p.queued == 0 {
-                match p.peer.poll_next(cx) {
+                let polled = p.peer.poll_next(cx);
+                self.peers[i].again = matches!(polled, Poll::Ready(Some(_)));
+                match polled {
                     Poll::Ready(Some(cmds)) => {
                         for cmd in cmds {
                             self.accept_streaming(i, cmd);
@@ -214,6 +220,14 @@ impl Registry {
         if removed {
             self.sweep();
         }
+    }
+
+    /// Whether a peer that last handed over work has an empty queue now:
+    /// it is polled again in the next pass (the pull contract).
+    fn poll_again(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.again && !p.done && p.queued == 0 && !p.token.is_cancelled())
     }
 
     /// Drops a retired peer on a task of its own, not on the loop: its
@@ -450,13 +464,20 @@ impl Registry {
         self.shared.cfg.spawn.spawn(task);
     }
 
-    /// Shutdown: every queued entry completes as cancelled, peers are released.
+    /// Shutdown: every queued entry completes as cancelled, peers (also the
+    /// registrations not taken in yet) are cancelled and released, so
+    /// nobody waits on a peer that will never be polled.
     fn close(&mut self) {
         for slot in &mut self.slots {
             slot.clear();
         }
-        self.peers.clear();
+        for p in self.peers.drain(..) {
+            p.token.cancel();
+        }
         self.reg_rx.close();
+        while let Ok(new) = self.reg_rx.try_recv() {
+            new.token.cancel();
+        }
         self.throttle = None;
     }
 }

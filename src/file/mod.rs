@@ -38,9 +38,16 @@
 //!   from `Stream::new` if the headers were not in yet, else from `read`
 //!   (`SourceError::Net` inside the `io::Error`).
 //! - Retryable failures after the headers: the downloader retries and
-//!   resumes each fetch; the peer then re-plans from the first missing
-//!   byte, and gives up after [`MAX_FETCH_FAILURES`] failed fetches in a
-//!   row without progress.
+//!   resumes each fetch for its retry budget (renewed by progress); the
+//!   peer then re-plans from the first missing byte, and gives up after
+//!   [`MAX_FETCH_FAILURES`] failed fetches in a row without progress. That
+//!   give-up is **transient**: the first read that meets it (one waiting
+//!   then, or the next one that needs a missing byte) gets the typed error
+//!   (`SourceError::Net`); the read after that plans the download again
+//!   from the frontier. Permanent outcomes (404,
+//!   410 and other 4xx, an HTML page, a changed or contradicting resource,
+//!   a malformed answer, a storage error) stay terminal.
+//! - Bytes already stored stay readable after any failure.
 
 mod config;
 mod peer;
@@ -48,6 +55,7 @@ mod peer;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -119,6 +127,9 @@ pub struct HttpFileSource {
     read_timeout: Option<Duration>,
     cancel: CancelToken,
     handle: Option<PeerHandle>,
+    /// The transient give-up last reported to the reader (its generation):
+    /// the next read after it revives the download.
+    reported: AtomicU64,
 }
 
 impl fmt::Debug for HttpFileSource {
@@ -150,6 +161,7 @@ impl HttpFileSource {
                     read_timeout: config.read_timeout,
                     cancel,
                     handle: None,
+                    reported: AtomicU64::new(0),
                 });
             }
             // Committed with gaps: fill them.
@@ -170,19 +182,29 @@ impl HttpFileSource {
             Some(downloader.config().spawn.clone()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
+        // A downloader that is shut down (or shuts down meanwhile) cancels
+        // the peer: that ends the wait too.
+        let peer_token = handle.cancel();
         let this = Self {
             inner: StorageSource::with_timeline(storage.clone(), timeline),
             shared,
             read_timeout: config.read_timeout,
             cancel,
             handle: Some(handle),
+            reported: AtomicU64::new(0),
         };
         loop {
             let changed = storage.changed();
+            let gone = peer_token.cancelled();
             match this.shared.opening() {
                 Opening::Ready => return Ok(this),
                 Opening::Failed(t) => return Err(terminal_error(t)),
-                Opening::Waiting => changed.await,
+                Opening::Waiting if peer_token.is_cancelled() => {
+                    return Err(SourceError::Cancelled);
+                }
+                Opening::Waiting => {
+                    futures::future::select(changed, gone).await;
+                }
             }
         }
     }
@@ -250,16 +272,36 @@ impl HttpFileSource {
         self.handle.as_ref()
     }
 
-    /// Replaces a storage failure with the typed download error behind it.
+    /// Replaces a storage failure with the typed download error behind it,
+    /// and notes a transient give-up as reported to the reader.
     fn map<T>(&self, r: StreamResult<T>) -> StreamResult<T> {
         match r {
             Err(StreamError::Source(SourceError::Storage(
                 StorageError::Failed(_) | StorageError::Cancelled,
-            ))) => match self.shared.terminal() {
-                Some(t) => Err(terminal_error(t).into()),
-                None => r,
-            },
+            ))) => {
+                let generation = self.shared.transient_failure();
+                match self.shared.terminal() {
+                    Some(t) => {
+                        if let Some(g) = generation {
+                            self.reported.fetch_max(g, Ordering::AcqRel);
+                        }
+                        Err(terminal_error(t).into())
+                    }
+                    None => r,
+                }
+            }
             _ => r,
+        }
+    }
+
+    /// A read after a transient give-up that this reader was told about:
+    /// plan the download again (the first read to meet a give-up gets its
+    /// error; the next one revives).
+    fn revive_if_reported(&self) {
+        if let Some(g) = self.shared.transient_failure()
+            && g <= self.reported.load(Ordering::Acquire)
+        {
+            self.shared.revive();
         }
     }
 }
@@ -289,6 +331,7 @@ impl Source for HttpFileSource {
         range: Range<u64>,
         timeout: Option<Duration>,
     ) -> StreamResult<WaitOutcome> {
+        self.revive_if_reported();
         self.shared.want(range.start);
         let r = self.inner.wait_range(range, timeout);
         self.map(r)
@@ -348,18 +391,31 @@ impl Source for HttpFileSource {
         cx: &mut Context<'_>,
         range: Range<u64>,
     ) -> Poll<StreamResult<WaitOutcome>> {
+        self.revive_if_reported();
         self.shared.want(range.start);
         let r = futures::ready!(self.inner.poll_wait_range(cx, range));
         Poll::Ready(self.map(r))
     }
 
+    /// The length as the headers told it: an opened source has its headers,
+    /// so this does not wait for the body (`Ok(None)` for an unsized one).
     fn wait_len(&mut self, timeout: Option<Duration>) -> StreamResult<Option<u64>> {
+        if self.len().is_some() || self.shared.headers_known() {
+            return Ok(self.len());
+        }
         let r = self.inner.wait_len(timeout);
         self.map(r)
     }
 
     fn poll_wait_len(&mut self, cx: &mut Context<'_>) -> Poll<StreamResult<Option<u64>>> {
+        if self.len().is_some() || self.shared.headers_known() {
+            return Poll::Ready(Ok(self.len()));
+        }
         let r = futures::ready!(self.inner.poll_wait_len(cx));
         Poll::Ready(self.map(r))
+    }
+
+    fn wait_flush_end(&mut self, timeout: Duration) -> bool {
+        self.inner.wait_flush_end(timeout)
     }
 }

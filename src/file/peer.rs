@@ -18,7 +18,10 @@ use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
 
 /// Consecutive failed fetches (each already retried/resumed by the
-/// downloader) without a byte of progress before the resource fails.
+/// downloader within its retry budget) without a byte of progress before
+/// the download gives up. That give-up is transient: the resource fails
+/// (the first read that needs a missing byte gets the typed error), and
+/// the read after that plans the download again from its frontier.
 pub const MAX_FETCH_FAILURES: u32 = 3;
 
 /// Why the download gave up for good.
@@ -59,6 +62,10 @@ struct State {
     ranges_supported: Option<bool>,
     failures: u32,
     error: Option<Terminal>,
+    /// `error` is a give-up after transient failures: a read revives it.
+    transient: bool,
+    /// Counts transient give-ups, so a reader can tell which one it saw.
+    failure_gen: u64,
     /// Committed; nothing more to fetch.
     done: bool,
 }
@@ -155,6 +162,37 @@ impl Shared {
         lock(&self.state).error.clone()
     }
 
+    /// The generation of the current give-up, if it is transient.
+    pub(crate) fn transient_failure(&self) -> Option<u64> {
+        let st = lock(&self.state);
+        (st.error.is_some() && st.transient).then_some(st.failure_gen)
+    }
+
+    /// Whether the first response's headers are in.
+    pub(crate) fn headers_known(&self) -> bool {
+        lock(&self.state).headers_known
+    }
+
+    /// Undoes a transient give-up: clears the error and the storage's
+    /// failure (waking its waiters) and wakes the peer, which plans again
+    /// from the first missing byte. Permanent failures stay.
+    pub(crate) fn revive(&self) {
+        let waker = {
+            let mut st = lock(&self.state);
+            if st.error.is_none() || !st.transient || self.storage.cancel_token().is_cancelled() {
+                return;
+            }
+            st.error = None;
+            st.transient = false;
+            st.failures = 0;
+            st.waker.clone()
+        };
+        self.storage.recover();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
     pub(crate) fn content_type(&self) -> Option<String> {
         lock(&self.state).content_type.clone()
     }
@@ -233,6 +271,11 @@ impl Shared {
     }
 
     fn fail(&self, error: Terminal) {
+        self.fail_as(error, false);
+    }
+
+    /// Gives up: permanently, or (`transient`) until a read revives it.
+    fn fail_as(&self, error: Terminal, transient: bool) {
         let msg = match &error {
             Terminal::Net(e) => e.to_string(),
             Terminal::Storage(s) => s.clone(),
@@ -243,6 +286,10 @@ impl Shared {
                 return;
             }
             st.error = Some(error);
+            st.transient = transient;
+            if transient {
+                st.failure_gen += 1;
+            }
             st.active.take()
         };
         if let Some(a) = active {
@@ -290,10 +337,12 @@ impl Shared {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => st.waker = Some(cx.waker().clone()),
         }
-        if st.error.is_some() || st.done {
+        if st.done || (st.error.is_some() && !st.transient) {
             return Poll::Ready(None);
         }
-        if st.active.is_some() {
+        // A transient give-up waits for a read to revive it (the waker is
+        // stored above); so does a fetch in flight.
+        if st.error.is_some() || st.active.is_some() {
             return Poll::Pending;
         }
         let limit = st.len.or(st.limit).unwrap_or(u64::MAX);
@@ -485,7 +534,8 @@ impl Shared {
     /// that ignores `Range` dropped the connection: the downloader cannot
     /// resume that, a new request skipping to the offset can); they stop
     /// after [`MAX_FETCH_FAILURES`] failed fetches in a row that stored
-    /// nothing new.
+    /// nothing new; that give-up is transient (a later read revives it),
+    /// every other failure is permanent.
     fn on_complete(self: &Arc<Self>, ctx: &Mutex<FetchCtx>, _bytes: u64, err: Option<&NetError>) {
         let (id, start, end, offset, reject, stored, stale, partial) = {
             let mut c = lock(ctx);
@@ -504,6 +554,7 @@ impl Shared {
         let error = reject.or_else(|| err.cloned());
         let succeeded = error.is_none();
         let mut fatal = None;
+        let mut transient = false;
         {
             let mut st = lock(&self.state);
             if st.active.as_ref().is_some_and(|a| a.id == id) {
@@ -546,6 +597,7 @@ impl Shared {
                     st.failures += 1;
                     if st.failures >= MAX_FETCH_FAILURES {
                         fatal = Some(e);
+                        transient = true;
                     }
                 }
                 Some(e) => fatal = Some(e),
@@ -558,7 +610,7 @@ impl Shared {
             self.commit_if_complete(lock(&self.state));
         }
         match fatal {
-            Some(e) => self.fail(Terminal::Net(e)),
+            Some(e) => self.fail_as(Terminal::Net(e), transient),
             None => self.wake(),
         }
     }

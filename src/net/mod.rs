@@ -26,7 +26,7 @@ use url::Url;
 pub use error::{ERROR_BODY_EXCERPT, NetError, TimeoutKind, TransportKind, parse_url};
 pub use memory::{MemoryClient, MemoryResource, SeenRequest};
 pub use range::{ContentRange, ContentRangeError, RangeSpec};
-pub use retry::RetryPolicy;
+pub use retry::{DEFAULT_RETRY_BASE, DEFAULT_RETRY_BUDGET, DEFAULT_RETRY_CAP, RetryPolicy};
 
 /// A response body: a stream of chunks as they arrive from the network.
 ///

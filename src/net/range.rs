@@ -28,10 +28,14 @@ impl RangeSpec {
     /// `start..=end`, or from `start` to the end of the resource when `end` is `None`.
     ///
     /// # Errors
-    /// [`NetError::InvalidRange`] when `end < start`.
+    /// [`NetError::InvalidRange`] when `end < start`, or when `end` is
+    /// `u64::MAX` (a resource with a byte there would be 2^64 bytes long,
+    /// which no length can state; the range's length would overflow).
     pub fn new(start: u64, end: Option<u64>) -> Result<Self, NetError> {
         match end {
-            Some(end) if end < start => Err(NetError::InvalidRange { start, end }),
+            Some(end) if end < start || end == u64::MAX => {
+                Err(NetError::InvalidRange { start, end })
+            }
             _ => Ok(Self { start, end }),
         }
     }
@@ -68,9 +72,12 @@ impl RangeSpec {
         self.end
     }
 
-    /// Number of bytes asked for, if bounded.
+    /// Number of bytes asked for, if bounded. Never overflows: a bounded
+    /// spec ends before `u64::MAX`.
     pub fn len(&self) -> Option<u64> {
-        self.end.map(|e| e - self.start + 1)
+        self.end
+            .and_then(|e| e.checked_sub(self.start))
+            .and_then(|n| n.checked_add(1))
     }
 
     /// Always false: a spec holds at least one byte. Present for API symmetry.
@@ -127,7 +134,8 @@ impl ContentRange {
     ///
     /// # Errors
     /// [`ContentRangeError`] for another unit, a missing part, a number that
-    /// does not parse, `last < first`, `last >= complete`, or the
+    /// does not parse, `last < first`, `last >= complete`, `last ==
+    /// u64::MAX` (one past it overflows), or the
     /// unsatisfied form `bytes */len` (which carries no range).
     pub fn parse(value: &str) -> Result<Self, ContentRangeError> {
         let err = |reason| ContentRangeError {
@@ -165,6 +173,10 @@ impl ContentRange {
         if last < first {
             return Err(err("last byte before first"));
         }
+        if last == u64::MAX {
+            // One past it is not a u64: no length could contain it.
+            return Err(err("last byte not representable"));
+        }
         if complete_length.is_some_and(|len| last >= len) {
             return Err(err("range ends beyond the complete length"));
         }
@@ -192,7 +204,23 @@ impl ContentRange {
 
     /// The body's position as a half-open range.
     pub fn as_range(&self) -> Range<u64> {
-        self.first..self.last.saturating_add(1)
+        self.first..self.end()
+    }
+
+    /// One past the last byte. Exact: a parsed range never ends at
+    /// `u64::MAX`.
+    pub fn end(&self) -> u64 {
+        self.last.saturating_add(1)
+    }
+
+    /// Bytes in the body (`last - first + 1`). Exact, never overflows.
+    pub fn len(&self) -> u64 {
+        self.end() - self.first
+    }
+
+    /// Always false: a content range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
     }
 }
 
@@ -232,6 +260,7 @@ mod tests {
             "bytes 0-1/1",
             "bytes +1-2/3",
             "bytes 0-99999999999999999999/*",
+            "bytes 0-18446744073709551615/*",
             "octets 0-1/2",
         ];
         for s in bad {
@@ -244,6 +273,15 @@ mod tests {
         assert_eq!(RangeSpec::new(5, Some(5)).unwrap().len(), Some(1));
         assert_eq!(RangeSpec::from_start(7).len(), None);
         assert!(RangeSpec::from_range(5..5).is_err());
+        assert!(RangeSpec::new(0, Some(u64::MAX)).is_err());
+        assert_eq!(
+            RangeSpec::new(0, Some(u64::MAX - 1)).unwrap().len(),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            RangeSpec::from_range(0..u64::MAX).unwrap().len(),
+            Some(u64::MAX)
+        );
         #[allow(clippy::reversed_empty_ranges)]
         let reversed = 6..5;
         assert!(RangeSpec::from_range(reversed).is_err());

@@ -291,6 +291,11 @@ impl StorageResource {
                 start: offset,
                 end: u64::MAX,
             })?;
+        // The data lock is held from the check to the insert: a commit sets
+        // its length first and truncates the file only under the exclusive
+        // lock, so it can neither slip between the check and the write (and
+        // truncate under it) nor drop these bytes without this write seeing it.
+        let guard = read_data(&self.inner.data);
         {
             let st = lock(&self.inner.state);
             self.health(&st)?;
@@ -301,19 +306,28 @@ impl StorageResource {
         // Both backends write under the shared data lock: file I/O is
         // positional and memory pages have their own locks. Only a commit
         // (file truncation) takes it exclusively.
-        match &*read_data(&self.inner.data) {
+        match &*guard {
             Data::File(f) => f.write_all_at(offset, data)?,
             Data::Memory(pages) => pages.write(offset, data),
         }
-        {
+        let landed = {
             let mut st = lock(&self.inner.state);
             st.available.insert(offset..end);
-            if let Some(l) = st.committed {
-                // A commit raced this write; the committed length wins.
-                st.available.truncate(l);
+            match st.committed {
+                // A commit raced this write: the committed length wins, and
+                // the bytes past it are lost, which must not look like success.
+                Some(l) => {
+                    st.available.truncate(l);
+                    end <= l
+                }
+                None => true,
             }
-        }
+        };
+        drop(guard);
         self.notify();
+        if !landed {
+            return Err(StorageError::WriteAfterCommit);
+        }
         Ok(())
     }
 
@@ -324,8 +338,13 @@ impl StorageResource {
     /// returned as zeros. Does not block on writers; call
     /// [`wait_range`](Self::wait_range) first to wait for data.
     ///
+    /// Present bytes stay readable after [`fail`](Self::fail): only a read
+    /// at a missing byte of a failed resource returns
+    /// [`Failed`](StorageError::Failed).
+    ///
     /// Errors: [`Cancelled`](StorageError::Cancelled),
-    /// [`Failed`](StorageError::Failed), [`Io`](StorageError::Io).
+    /// [`Failed`](StorageError::Failed) (nothing present at `offset`),
+    /// [`Io`](StorageError::Io).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> StorageResult<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -335,18 +354,24 @@ impl StorageResource {
         let data = read_data(&self.inner.data);
         let n = {
             let st = lock(&self.inner.state);
-            self.health(&st)?;
+            if self.inner.cancel.is_cancelled() {
+                return Err(StorageError::Cancelled);
+            }
             let mut end = st.available.covered_from(offset);
             if let Some(l) = st.committed {
                 end = end.min(l);
             }
-            usize::try_from(end.saturating_sub(offset))
+            let n = usize::try_from(end.saturating_sub(offset))
                 .unwrap_or(usize::MAX)
-                .min(buf.len())
+                .min(buf.len());
+            if n == 0 {
+                // Stored bytes stay readable after a failure; only a read
+                // that needs a missing byte gets it.
+                self.health(&st)?;
+                return Ok(0);
+            }
+            n
         };
-        if n == 0 {
-            return Ok(0);
-        }
         match &*data {
             Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
             Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
@@ -401,9 +426,10 @@ impl StorageResource {
     }
 
     /// Marks the resource failed (the last reason wins, even after a commit)
-    /// and wakes every waiter, which then returns
-    /// [`Failed`](StorageError::Failed). A file-backed resource records its
-    /// ranges so a later open can resume. Never fails.
+    /// and wakes every waiter. A wait or read that needs a missing byte then
+    /// returns [`Failed`](StorageError::Failed); bytes already present stay
+    /// readable. [`recover`](Self::recover) clears it. A file-backed
+    /// resource records its ranges so a later open can resume. Never fails.
     pub fn fail(&self, reason: impl Into<String>) {
         {
             let mut st = lock(&self.inner.state);
@@ -414,6 +440,19 @@ impl StorageResource {
         // file) can take a while.
         self.notify();
         let _ = self.persist();
+    }
+
+    /// Clears a failure (a transient one: the writer will try again) and
+    /// wakes waiters, which then wait for bytes again. Present bytes and the
+    /// committed state are untouched. Returns whether the resource was
+    /// failed. A no-op (`false`) on a resource that is not failed; a
+    /// cancelled resource stays cancelled.
+    pub fn recover(&self) -> bool {
+        let was = lock(&self.inner.state).failed.take().is_some();
+        if was {
+            self.notify();
+        }
+        was
     }
 
     /// Re-opens a committed resource for writing (e.g. to fill gaps or
@@ -518,10 +557,10 @@ impl StorageResource {
     /// would block.
     ///
     /// In order: `start > end` → `InvalidRange`; an empty range → `Ready`;
-    /// failed → `Failed`; cancelled → `Cancelled`; all present → `Ready`;
-    /// committed and `start >= final_len` → `Eof`; committed and the part
-    /// below `final_len` present → `Ready`; committed with a gap there →
-    /// [`Missing`](StorageError::Missing); otherwise pending.
+    /// cancelled → `Cancelled`; all present (or, once committed, all of the
+    /// part below `final_len`) → `Ready`, **also after a failure**; failed →
+    /// `Failed`; committed and `start >= final_len` → `Eof`; committed with
+    /// a gap → [`Missing`](StorageError::Missing); otherwise pending.
     pub fn check_range(&self, range: Range<u64>) -> StorageResult<Option<WaitOutcome>> {
         if range.start > range.end {
             return Err(StorageError::InvalidRange {
@@ -533,10 +572,19 @@ impl StorageResource {
             return Ok(Some(WaitOutcome::Ready));
         }
         let st = lock(&self.inner.state);
-        self.health(&st)?;
+        if self.inner.cancel.is_cancelled() {
+            return Err(StorageError::Cancelled);
+        }
         if st.available.contains(range.clone()) {
             return Ok(Some(WaitOutcome::Ready));
         }
+        if let Some(len) = st.committed
+            && range.start < len
+            && st.available.contains(range.start..range.end.min(len))
+        {
+            return Ok(Some(WaitOutcome::Ready));
+        }
+        self.health(&st)?;
         if let Some(len) = st.committed {
             if range.start >= len {
                 return Ok(Some(WaitOutcome::Eof));

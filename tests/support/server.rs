@@ -290,6 +290,7 @@ struct Shared {
     resources: Mutex<HashMap<String, Resource>>,
     stats: Mutex<Stats>,
     changed: Event,
+    outage: Outage,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -355,6 +356,7 @@ impl TestServer {
             resources: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
             changed: Event::new(),
+            outage: Outage::default(),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -490,6 +492,121 @@ impl TestServer {
     }
 }
 
+// ------------------------------------------------- outage knob (liveness)
+
+/// The server's outage switch and the connections it resets.
+struct Outage {
+    /// `true` while the server is down.
+    down: tokio::sync::watch::Sender<bool>,
+    /// Whether the accept loop holds a listener.
+    listening: tokio::sync::watch::Sender<bool>,
+    /// A duplicate handle of every open connection, to reset them.
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next: AtomicU64,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self {
+            down: tokio::sync::watch::Sender::new(false),
+            listening: tokio::sync::watch::Sender::new(true),
+            conns: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Forgets a tracked connection when its task ends (so the duplicate
+/// handle does not keep the socket open).
+struct Tracked(Arc<Shared>, u64);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        lock(&self.0.outage.conns).remove(&self.1);
+    }
+}
+
+impl Outage {
+    fn track(&self, stream: tokio::net::TcpStream) -> (tokio::net::TcpStream, Option<u64>) {
+        let Ok(std) = stream.into_std() else {
+            panic!("tcp stream into_std");
+        };
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        if let Ok(dup) = std.try_clone() {
+            lock(&self.conns).insert(id, dup);
+        }
+        let stream = tokio::net::TcpStream::from_std(std).expect("tcp stream from_std");
+        (stream, Some(id))
+    }
+}
+
+/// Panics with the first differing offset (not a 2 MiB dump) unless
+/// `got == want`.
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "bodies differ: got {} bytes, want {}, first difference at {at:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+async fn rebind(addr: SocketAddr) -> tokio::net::TcpListener {
+    // SO_REUSEADDR: the reset connections' TIME_WAIT must not block the port.
+    for _ in 0..200 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        if socket.bind(addr).is_ok()
+            && let Ok(l) = socket.listen(1024)
+        {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("could not rebind {addr}");
+}
+
+impl TestServer {
+    /// Takes the server off the network, as a crash or a reboot would: the
+    /// listener is closed (new connections are refused) and every open
+    /// connection is shut down mid-whatever. Returns once the port refuses
+    /// (bounded: panics after 5 s). Resources and stats are kept.
+    pub fn go_down(&self) {
+        self.shared.outage.down.send_replace(true);
+        let conns: Vec<TcpStream> = lock(&self.shared.outage.conns)
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for c in conns {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        self.wait_listening(false);
+    }
+
+    /// Brings the server back on the **same** port after [`go_down`]
+    /// (bounded: panics after 5 s).
+    ///
+    /// [`go_down`]: Self::go_down
+    pub fn come_back(&self) {
+        self.shared.outage.down.send_replace(false);
+        self.wait_listening(true);
+    }
+
+    fn wait_listening(&self, want: bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while *self.shared.outage.listening.borrow() != want {
+            assert!(
+                Instant::now() < deadline,
+                "server did not switch listening={want}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -506,10 +623,32 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let addr = listener.local_addr().expect("listener addr");
+    let mut listener = Some(listener);
+    let mut down = shared.outage.down.subscribe();
     loop {
+        // The outage knob ([`TestServer::go_down`]): no listener while down.
+        let Some(l) = listener.as_ref() else {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = down.changed() => {}
+            }
+            if !*down.borrow_and_update() {
+                listener = Some(rebind(addr).await);
+                shared.outage.listening.send_replace(true);
+            }
+            continue;
+        };
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
+            _ = down.changed() => {
+                if *down.borrow_and_update() {
+                    listener = None;
+                    shared.outage.listening.send_replace(false);
+                }
+                continue;
+            }
+            accepted = l.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -519,6 +658,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        if *down.borrow() {
+            continue; // went down meanwhile: this connection is dropped
+        }
+        let (stream, tracked) = shared.outage.track(stream);
         let _ = stream.set_nodelay(true);
         let port = peer.port();
         shared.update(|s| {
@@ -529,6 +672,7 @@ async fn accept_loop(
         });
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            let _tracked = tracked.map(|id| Tracked(Arc::clone(&shared), id));
             let _guard = ConnGuard(Arc::clone(&shared));
             let progress = Arc::new(WriteProgress::default());
             let stream = TrackedStream {
