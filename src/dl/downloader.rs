@@ -16,6 +16,7 @@ use super::{
     RequestPriority,
 };
 use crate::cancel::CancelToken;
+use crate::offload::{MAX_BLOCKING_JOBS, Offload};
 use crate::net::NetError;
 
 /// An event with a stored permit (like a one-permit semaphore): a
@@ -68,6 +69,9 @@ pub(crate) struct Shared {
     next_request_id: AtomicU64,
     next_peer_id: AtomicU64,
     reg_tx: mpsc::UnboundedSender<NewPeer>,
+    /// Blocking file work of this downloader's streams (opens, commits,
+    /// sidecar records), at most [`MAX_BLOCKING_JOBS`] at once.
+    pub(crate) offload: Offload,
 }
 
 impl Shared {
@@ -169,6 +173,7 @@ impl Downloader {
             .map_or_else(CancelToken::new, CancelToken::child);
         let (reg_tx, reg_rx) = mpsc::unbounded();
         let shared = Arc::new(Shared {
+            offload: Offload::new(config.spawn.clone(), MAX_BLOCKING_JOBS),
             hub: Hub::new(config.event_capacity),
             cfg: config,
             root,
@@ -242,6 +247,11 @@ impl Downloader {
     /// The configuration it runs with.
     pub fn config(&self) -> &DownloaderConfig {
         &self.inner.shared.cfg
+    }
+
+    /// Where this downloader's streams run blocking file work.
+    pub(crate) fn offload(&self) -> Offload {
+        self.inner.shared.offload.clone()
     }
 }
 

@@ -58,7 +58,7 @@ pub use peer::MAX_FETCH_FAILURES;
 use peer::{FilePeer, Opening, Shared, Terminal};
 
 use crate::cancel::CancelToken;
-use crate::dl::PeerHandle;
+use crate::dl::{Downloader, PeerHandle};
 use crate::error::{SourceError, StreamError, StreamResult};
 use crate::media::MediaInfo;
 use crate::source::{ReadOutcome, Source, SourcePhase, StorageSource};
@@ -134,32 +134,43 @@ impl fmt::Debug for HttpFileSource {
 impl HttpFileSource {
     async fn open(config: HttpFileConfig) -> Result<Self, SourceError> {
         let cancel = CancelToken::new();
-        let storage = match &config.storage {
-            HttpFileStorage::Memory => StorageResource::memory(cancel.clone()),
-            HttpFileStorage::File(path) => StorageResource::open_file(path, cancel.clone())?,
-        };
-        let timeline = Timeline::new();
-        let known_len = storage.len();
-        if let Some(len) = known_len {
-            if storage.next_gap(0, len).is_none() {
-                // A complete cache: no downloader, no request.
-                let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
-                return Ok(Self {
-                    inner: StorageSource::with_timeline(storage, timeline),
-                    shared: Arc::new(shared),
-                    read_timeout: config.read_timeout,
-                    cancel,
-                    handle: None,
-                });
-            }
-            // Committed with gaps: fill them.
-            storage.reactivate()?;
-            storage.set_len_hint(Some(len));
-        }
+        // The downloader first: its blocking pool opens the storage (a cache
+        // file's open, sidecar read and first sidecar sync must not run on
+        // an executor thread). Without one (no backend feature), the storage
+        // opens here, and only a complete cache can be read.
         let downloader = match config.downloader {
-            Some(dl) => dl,
-            None => crate::backends::default_downloader()?,
+            Some(dl) => Ok(dl),
+            None => crate::backends::default_downloader(),
         };
+        let offload = downloader.as_ref().ok().map(Downloader::offload);
+        let job = {
+            let (kind, cancel) = (config.storage.clone(), cancel.clone());
+            move || open_storage(&kind, cancel)
+        };
+        let on_disk = matches!(config.storage, HttpFileStorage::File(_));
+        let (storage, known_len, complete) = match &offload {
+            Some(off) if on_disk => off.call(job).await.ok_or_else(|| {
+                SourceError::other("the executor dropped the storage open unrun")
+            })??,
+            _ => job()?,
+        };
+        if let Some(off) = &offload {
+            storage.set_offload(off.clone());
+        }
+        let timeline = Timeline::new();
+        if complete {
+            // A complete cache: no request.
+            let len = known_len.unwrap_or(0);
+            let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
+            return Ok(Self {
+                inner: StorageSource::with_timeline(storage, timeline),
+                shared: Arc::new(shared),
+                read_timeout: config.read_timeout,
+                cancel,
+                handle: None,
+            });
+        }
+        let downloader = downloader?;
         let shared = Arc::new(Shared::new(
             config.url,
             config.headers,
@@ -167,7 +178,7 @@ impl HttpFileSource {
             timeline.clone(),
             config.reaim_window,
             known_len,
-            Some(downloader.config().spawn.clone()),
+            Some(downloader.offload()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         let this = Self {
@@ -264,6 +275,31 @@ impl HttpFileSource {
     }
 }
 
+/// Opens and prepares the storage: blocking for a cache file. Returns it,
+/// its known length, and whether it is a complete cache.
+fn open_storage(
+    kind: &HttpFileStorage,
+    cancel: CancelToken,
+) -> Result<(StorageResource, Option<u64>, bool), SourceError> {
+    let storage = match kind {
+        HttpFileStorage::Memory => StorageResource::memory(cancel),
+        HttpFileStorage::File(path) => StorageResource::open_file(path, cancel)?,
+    };
+    let known_len = storage.len();
+    if let Some(len) = known_len {
+        if storage.next_gap(0, len).is_none() {
+            return Ok((storage, known_len, true));
+        }
+        // Committed with gaps: fill them.
+        storage.reactivate()?;
+        storage.set_len_hint(Some(len));
+    }
+    // A fresh cache file's first sidecar is durable before the first write,
+    // so no write waits for it on an executor thread.
+    storage.settle()?;
+    Ok((storage, known_len, false))
+}
+
 fn terminal_error(t: Terminal) -> SourceError {
     match t {
         Terminal::Net(crate::net::NetError::Cancelled) => SourceError::Cancelled,
@@ -273,10 +309,10 @@ fn terminal_error(t: Terminal) -> SourceError {
 }
 
 impl Drop for HttpFileSource {
+    /// Stops the writers (the peer handle's drop cancels the fetches and
+    /// closes connections). The storage's last handle records what is
+    /// present for a cache resume, on the downloader's blocking pool.
     fn drop(&mut self) {
-        // Record what is present (cache resume), then stop the writers; the
-        // peer handle's drop cancels the fetches and closes connections.
-        let _ = self.inner.storage().flush();
         self.cancel.cancel();
     }
 }
