@@ -16,8 +16,8 @@ use super::{
     RequestPriority,
 };
 use crate::cancel::CancelToken;
-use crate::offload::{MAX_BLOCKING_JOBS, Offload};
 use crate::net::NetError;
+use crate::offload::{MAX_BLOCKING_JOBS, Offload};
 
 /// An event with a stored permit (like a one-permit semaphore): a
 /// `notify` that comes before the waiter listens is not lost.

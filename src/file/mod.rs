@@ -42,6 +42,8 @@
 //!   byte, and gives up after [`MAX_FETCH_FAILURES`] failed fetches in a
 //!   row without progress.
 
+#[cfg(test)]
+mod blocking_tests;
 mod config;
 mod peer;
 
@@ -148,7 +150,7 @@ impl HttpFileSource {
             move || open_storage(&kind, cancel)
         };
         let on_disk = matches!(config.storage, HttpFileStorage::File(_));
-        let (storage, known_len, complete) = match &offload {
+        let (storage, opened) = match &offload {
             Some(off) if on_disk => off.call(job).await.ok_or_else(|| {
                 SourceError::other("the executor dropped the storage open unrun")
             })??,
@@ -158,18 +160,20 @@ impl HttpFileSource {
             storage.set_offload(off.clone());
         }
         let timeline = Timeline::new();
-        if complete {
-            // A complete cache: no request.
-            let len = known_len.unwrap_or(0);
-            let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
-            return Ok(Self {
-                inner: StorageSource::with_timeline(storage, timeline),
-                shared: Arc::new(shared),
-                read_timeout: config.read_timeout,
-                cancel,
-                handle: None,
-            });
-        }
+        let known_len = match opened {
+            Opened::Partial(known_len) => known_len,
+            Opened::Complete(len) => {
+                // A complete cache: no request.
+                let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
+                return Ok(Self {
+                    inner: StorageSource::with_timeline(storage, timeline),
+                    shared: Arc::new(shared),
+                    read_timeout: config.read_timeout,
+                    cancel,
+                    handle: None,
+                });
+            }
+        };
         let downloader = downloader?;
         let shared = Arc::new(Shared::new(
             config.url,
@@ -275,12 +279,19 @@ impl HttpFileSource {
     }
 }
 
-/// Opens and prepares the storage: blocking for a cache file. Returns it,
-/// its known length, and whether it is a complete cache.
+/// What [`open_storage`] found.
+enum Opened {
+    /// A complete cache of this length: nothing to fetch.
+    Complete(u64),
+    /// Something to fetch; the length, if a partial cache knew it.
+    Partial(Option<u64>),
+}
+
+/// Opens and prepares the storage: blocking for a cache file.
 fn open_storage(
     kind: &HttpFileStorage,
     cancel: CancelToken,
-) -> Result<(StorageResource, Option<u64>, bool), SourceError> {
+) -> Result<(StorageResource, Opened), SourceError> {
     let storage = match kind {
         HttpFileStorage::Memory => StorageResource::memory(cancel),
         HttpFileStorage::File(path) => StorageResource::open_file(path, cancel)?,
@@ -288,7 +299,7 @@ fn open_storage(
     let known_len = storage.len();
     if let Some(len) = known_len {
         if storage.next_gap(0, len).is_none() {
-            return Ok((storage, known_len, true));
+            return Ok((storage, Opened::Complete(len)));
         }
         // Committed with gaps: fill them.
         storage.reactivate()?;
@@ -297,7 +308,7 @@ fn open_storage(
     // A fresh cache file's first sidecar is durable before the first write,
     // so no write waits for it on an executor thread.
     storage.settle()?;
-    Ok((storage, known_len, false))
+    Ok((storage, Opened::Partial(known_len)))
 }
 
 fn terminal_error(t: Terminal) -> SourceError {
