@@ -50,6 +50,7 @@ mod media_source;
 
 // The sync side: private modules, public names re-exported here.
 mod error;
+mod offload;
 mod source;
 mod stream;
 mod timeline;

@@ -422,7 +422,15 @@ backend_tests! {
             assert_eq!(storage.len(), Some(len as u64));
             drop(s);
             drop(storage);
-            assert!(!dir.path().join("sub").join(format!("{name}.ranges")).exists());
+            // The drop records in the background; a reopen of the path waits
+            // for it and finds a complete cache (no request, no sidecar).
+            let again = open_cached(&dl, &server.url(&url_path), &path).await.unwrap();
+            assert!(again.source().is_complete(), "{name}");
+            // (An empty one keeps a sidecar saying "committed 0": an empty
+            // file alone reads as fresh.)
+            let side = dir.path().join("sub").join(format!("{name}.ranges"));
+            assert_eq!(side.exists(), len == 0, "{name}");
+            drop(again);
             assert_eq!(server.stats().requests_for(&url_path), 1, "{name}");
         }
     }

@@ -362,8 +362,8 @@ impl kithara_stream::rt::Spawn for CountBlocking {
     }
 }
 
-/// A cache file's commit (an `fdatasync` of the whole file) goes to the
-/// runtime's blocking pool, once; memory storage never uses it.
+/// A cache file's open and commit (an `fdatasync` of the whole file) go to
+/// the runtime's blocking pool; memory storage never uses it.
 #[test]
 fn cache_file_commit_runs_on_the_blocking_pool() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,9 +408,8 @@ fn cache_file_commit_runs_on_the_blocking_pool() {
         .path()
         .join("song.bin.ranges")
         .exists()));
-    assert_eq!(
-        blocking.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "file: one commit"
-    );
+    // The open, the commit and the last drop's record: one to three
+    // drainers (jobs queued while one runs share it).
+    let n = blocking.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=3).contains(&n), "file: {n} blocking jobs");
 }

@@ -438,7 +438,16 @@ fn fresh_file_never_looks_complete_after_a_crash() {
             .expect("the sidecar exists once a write returned");
         assert!(side.contains("state active"), "{side}");
         std::mem::forget(r); // the crash: no flush, no drop
-        let again = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        // What a new process would find: the files as they are on disk now
+        // (copied, since the leaked resource still holds its path's claim).
+        let after = dir.path().join(format!("after{i}"));
+        std::fs::copy(&path, &after).unwrap();
+        std::fs::copy(
+            dir.path().join(format!("fresh{i}{SIDECAR_SUFFIX}")),
+            dir.path().join(format!("after{i}{SIDECAR_SUFFIX}")),
+        )
+        .unwrap();
+        let again = StorageResource::open_file(&after, CancelToken::new()).unwrap();
         assert_eq!(again.status(), ResourceStatus::Active);
         assert!(!again.contains_range(0..1), "nothing recorded is trusted");
     }

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::cancel::CancelToken;
 use crate::net::NetError;
+use crate::offload::{MAX_BLOCKING_JOBS, Offload};
 
 /// An event with a stored permit (like a one-permit semaphore): a
 /// `notify` that comes before the waiter listens is not lost.
@@ -68,6 +69,9 @@ pub(crate) struct Shared {
     next_request_id: AtomicU64,
     next_peer_id: AtomicU64,
     reg_tx: mpsc::UnboundedSender<NewPeer>,
+    /// Blocking file work of this downloader's streams (opens, commits,
+    /// sidecar records), at most [`MAX_BLOCKING_JOBS`] at once.
+    pub(crate) offload: Offload,
 }
 
 impl Shared {
@@ -169,6 +173,7 @@ impl Downloader {
             .map_or_else(CancelToken::new, CancelToken::child);
         let (reg_tx, reg_rx) = mpsc::unbounded();
         let shared = Arc::new(Shared {
+            offload: Offload::new(config.spawn.clone(), MAX_BLOCKING_JOBS),
             hub: Hub::new(config.event_capacity),
             cfg: config,
             root,
@@ -255,6 +260,11 @@ impl Downloader {
     /// The configuration it runs with.
     pub fn config(&self) -> &DownloaderConfig {
         &self.inner.shared.cfg
+    }
+
+    /// Where this downloader's streams run blocking file work.
+    pub(crate) fn offload(&self) -> Offload {
+        self.inner.shared.offload.clone()
     }
 }
 

@@ -49,6 +49,8 @@
 //!   a malformed answer, a storage error) stay terminal.
 //! - Bytes already stored stay readable after any failure.
 
+#[cfg(test)]
+mod blocking_tests;
 mod config;
 mod peer;
 
@@ -66,7 +68,7 @@ pub use peer::MAX_FETCH_FAILURES;
 use peer::{FilePeer, Opening, Shared, Terminal};
 
 use crate::cancel::CancelToken;
-use crate::dl::PeerHandle;
+use crate::dl::{Downloader, PeerHandle};
 use crate::error::{SourceError, StreamError, StreamResult};
 use crate::media::MediaInfo;
 use crate::source::{ReadOutcome, Source, SourcePhase, StorageSource};
@@ -145,15 +147,34 @@ impl fmt::Debug for HttpFileSource {
 impl HttpFileSource {
     async fn open(config: HttpFileConfig) -> Result<Self, SourceError> {
         let cancel = CancelToken::new();
-        let storage = match &config.storage {
-            HttpFileStorage::Memory => StorageResource::memory(cancel.clone()),
-            HttpFileStorage::File(path) => StorageResource::open_file(path, cancel.clone())?,
+        // The downloader first: its blocking pool opens the storage (a cache
+        // file's open, sidecar read and first sidecar sync must not run on
+        // an executor thread). Without one (no backend feature), the storage
+        // opens here, and only a complete cache can be read.
+        let downloader = match config.downloader {
+            Some(dl) => Ok(dl),
+            None => crate::backends::default_downloader(),
         };
+        let offload = downloader.as_ref().ok().map(Downloader::offload);
+        let job = {
+            let (kind, cancel) = (config.storage.clone(), cancel.clone());
+            move || open_storage(&kind, cancel)
+        };
+        let on_disk = matches!(config.storage, HttpFileStorage::File(_));
+        let (storage, opened) = match &offload {
+            Some(off) if on_disk => off.call(job).await.ok_or_else(|| {
+                SourceError::other("the executor dropped the storage open unrun")
+            })??,
+            _ => job()?,
+        };
+        if let Some(off) = &offload {
+            storage.set_offload(off.clone());
+        }
         let timeline = Timeline::new();
-        let known_len = storage.len();
-        if let Some(len) = known_len {
-            if storage.next_gap(0, len).is_none() {
-                // A complete cache: no downloader, no request.
+        let known_len = match opened {
+            Opened::Partial(known_len) => known_len,
+            Opened::Complete(len) => {
+                // A complete cache: no request.
                 let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
                 return Ok(Self {
                     inner: StorageSource::with_timeline(storage, timeline),
@@ -164,14 +185,8 @@ impl HttpFileSource {
                     reported: AtomicU64::new(0),
                 });
             }
-            // Committed with gaps: fill them.
-            storage.reactivate()?;
-            storage.set_len_hint(Some(len));
-        }
-        let downloader = match config.downloader {
-            Some(dl) => dl,
-            None => crate::backends::default_downloader()?,
         };
+        let downloader = downloader?;
         let shared = Arc::new(Shared::new(
             config.url,
             config.headers,
@@ -179,7 +194,7 @@ impl HttpFileSource {
             timeline.clone(),
             config.reaim_window,
             known_len,
-            Some(downloader.config().spawn.clone()),
+            Some(downloader.offload()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         // A downloader that is shut down (or shuts down meanwhile) cancels
@@ -306,6 +321,38 @@ impl HttpFileSource {
     }
 }
 
+/// What [`open_storage`] found.
+enum Opened {
+    /// A complete cache of this length: nothing to fetch.
+    Complete(u64),
+    /// Something to fetch; the length, if a partial cache knew it.
+    Partial(Option<u64>),
+}
+
+/// Opens and prepares the storage: blocking for a cache file.
+fn open_storage(
+    kind: &HttpFileStorage,
+    cancel: CancelToken,
+) -> Result<(StorageResource, Opened), SourceError> {
+    let storage = match kind {
+        HttpFileStorage::Memory => StorageResource::memory(cancel),
+        HttpFileStorage::File(path) => StorageResource::open_file(path, cancel)?,
+    };
+    let known_len = storage.len();
+    if let Some(len) = known_len {
+        if storage.next_gap(0, len).is_none() {
+            return Ok((storage, Opened::Complete(len)));
+        }
+        // Committed with gaps: fill them.
+        storage.reactivate()?;
+        storage.set_len_hint(Some(len));
+    }
+    // A fresh cache file's first sidecar is durable before the first write,
+    // so no write waits for it on an executor thread.
+    storage.settle()?;
+    Ok((storage, Opened::Partial(known_len)))
+}
+
 fn terminal_error(t: Terminal) -> SourceError {
     match t {
         Terminal::Net(crate::net::NetError::Cancelled) => SourceError::Cancelled,
@@ -315,10 +362,10 @@ fn terminal_error(t: Terminal) -> SourceError {
 }
 
 impl Drop for HttpFileSource {
+    /// Stops the writers (the peer handle's drop cancels the fetches and
+    /// closes connections). The storage's last handle records what is
+    /// present for a cache resume, on the downloader's blocking pool.
     fn drop(&mut self) {
-        // Record what is present (cache resume), then stop the writers; the
-        // peer handle's drop cancels the fetches and closes connections.
-        let _ = self.inner.storage().flush();
         self.cancel.cancel();
     }
 }

@@ -13,7 +13,7 @@ use crate::cancel::{CancelToken, lock};
 use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
 use crate::net::{ContentRange, NetError, RangeSpec, header_u64};
-use crate::rt::Spawn;
+use crate::offload::Offload;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
 
@@ -79,7 +79,7 @@ pub(crate) struct Shared {
     pub(crate) reaim_window: u64,
     /// Where a cache file's commit (an `fdatasync`) runs: the downloader's
     /// blocking pool. `None` for a complete cache (nothing to commit).
-    spawn: Option<Arc<dyn Spawn>>,
+    offload: Option<Offload>,
     state: Mutex<State>,
 }
 
@@ -113,7 +113,7 @@ impl Shared {
         timeline: Timeline,
         reaim_window: u64,
         len: Option<u64>,
-        spawn: Option<Arc<dyn Spawn>>,
+        offload: Option<Offload>,
     ) -> Self {
         Self {
             url,
@@ -121,7 +121,7 @@ impl Shared {
             storage,
             timeline,
             reaim_window,
-            spawn,
+            offload,
             state: Mutex::new(State {
                 len,
                 ..State::default()
@@ -323,9 +323,9 @@ impl Shared {
                 this.fail(Terminal::Storage(e.to_string()));
             }
         };
-        match &self.spawn {
+        match &self.offload {
             // A cache file's commit syncs it to disk: off the async threads.
-            Some(spawn) if self.storage.path().is_some() => spawn.spawn_blocking(Box::new(commit)),
+            Some(off) if self.storage.path().is_some() => off.run(commit),
             _ => commit(),
         }
     }

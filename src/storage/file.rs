@@ -108,9 +108,11 @@ impl FileData {
         let mut job = lock(&self.first_sidecar);
         let res = match std::mem::replace(&mut *job, FirstSidecar::Done) {
             FirstSidecar::Done => Ok(()),
-            FirstSidecar::Running(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the sidecar writer panicked"))),
+            FirstSidecar::Running(handle) => {
+                crate::offload::note_blocking("first sidecar wait");
+                handle.join()
+            }
+            .unwrap_or_else(|_| Err(io::Error::other("the sidecar writer panicked"))),
             FirstSidecar::Failed(kind, message) => Err(io::Error::new(kind, message)),
         };
         match &res {
@@ -204,11 +206,19 @@ impl FileData {
     }
 
     pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
+        crate::offload::note_blocking("set_len");
         self.with_file(|f| f.set_len(len))
     }
 
     pub(crate) fn sync_data(&self) -> io::Result<()> {
+        crate::offload::note_blocking("sync_data");
         self.with_file(File::sync_data)
+    }
+
+    /// Waits for the first sidecar (see
+    /// [`start_first_sidecar`](Self::start_first_sidecar)); its error, if any.
+    pub(crate) fn settle(&self) -> io::Result<()> {
+        self.first_sidecar()
     }
 
     pub(crate) fn sidecar(&self) -> PathBuf {
@@ -257,6 +267,7 @@ fn sidecar_text(committed: Option<u64>, ranges: &RangeSet) -> String {
 
 /// Writes a sidecar durably: `<side>.tmp`, `sync_data`, rename.
 fn write_sidecar(side: &Path, text: &str) -> io::Result<()> {
+    crate::offload::note_blocking("write_sidecar");
     let mut tmp = side.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -333,6 +344,7 @@ pub(crate) fn load_sidecar(path: &Path) -> Result<Option<SidecarState>, StorageE
 
 /// Opens (creating if needed) `path` for reading and writing.
 pub(crate) fn open_rw(path: &Path) -> io::Result<File> {
+    crate::offload::note_blocking("open");
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {

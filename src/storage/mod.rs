@@ -13,6 +13,7 @@
 //! `read_at` only ever returns bytes that were written: gaps are never read
 //! as zeros.
 
+mod claim;
 mod file;
 mod memory;
 mod range_set;
@@ -20,6 +21,7 @@ mod resource;
 
 use std::io;
 
+pub use claim::PATH_CLAIM_TIMEOUT;
 pub use memory::PagePool;
 pub use range_set::RangeSet;
 pub use resource::{Changed, SIDECAR_SUFFIX, StorageResource};
@@ -70,6 +72,14 @@ pub enum StorageError {
         path: std::path::PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// Another resource on the same cache file is still open (or still
+    /// recording its sidecar) after
+    /// [`PATH_CLAIM_TIMEOUT`](crate::storage::PATH_CLAIM_TIMEOUT).
+    #[error("cache file {path} is in use by another open resource")]
+    PathInUse {
+        /// The file (canonical path).
+        path: std::path::PathBuf,
     },
 }
 

@@ -8,16 +8,18 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use event_listener::{Event, EventListener, Listener};
 
+use super::claim::{PATH_CLAIM_TIMEOUT, PathClaim};
 use super::file::{self, FileData};
 use super::memory::Pages;
 use super::{RangeSet, ResourceStatus, StorageError, StorageResult, WaitOutcome};
 use crate::cancel::{CancelHook, CancelToken, lock};
+use crate::offload::Offload;
 
 /// Suffix of the sidecar file that records the valid ranges of a partially
 /// written file-backed resource (`song.mp3` → `song.mp3.ranges`). A data
@@ -81,6 +83,12 @@ struct Inner {
     persist: Mutex<()>,
     /// Whether the backend is a file (sidecar bookkeeping applies).
     is_file: bool,
+    /// Where `fail` and the last drop record the sidecar (blocking file
+    /// work); inline when unset.
+    offload: OnceLock<Offload>,
+    /// A cache file's claim on its path, released once the last record is
+    /// written.
+    claim: Option<PathClaim>,
     _hook: CancelHook,
 }
 
@@ -123,7 +131,13 @@ impl fmt::Debug for StorageResource {
 }
 
 impl StorageResource {
-    fn build(cancel: CancelToken, data: Data, path: Option<PathBuf>, state: State) -> Self {
+    fn build(
+        cancel: CancelToken,
+        data: Data,
+        path: Option<PathBuf>,
+        state: State,
+        claim: Option<PathClaim>,
+    ) -> Self {
         let event = Arc::new(Event::new());
         let ev = event.clone();
         let hook = cancel.on_cancel(move || {
@@ -139,6 +153,8 @@ impl StorageResource {
                 path,
                 persist: Mutex::new(()),
                 is_file,
+                offload: OnceLock::new(),
+                claim,
                 _hook: hook,
             }),
         }
@@ -151,6 +167,7 @@ impl StorageResource {
             Data::Memory(Pages::default()),
             None,
             State::default(),
+            None,
         )
     }
 
@@ -165,7 +182,7 @@ impl StorageResource {
             ..State::default()
         };
         state.available.insert(0..len);
-        Self::build(cancel, Data::Memory(pages), None, state)
+        Self::build(cancel, Data::Memory(pages), None, state, None)
     }
 
     /// Opens (or creates) a file-backed resource at `path`. Blocking file I/O.
@@ -183,11 +200,14 @@ impl StorageResource {
     ///   (its `fsync` takes 0.4 ms to several ms) and a download can start
     ///   meanwhile; the first write waits for it.
     ///
-    /// One resource per path at a time: two live resources on the same path
-    /// would overwrite each other's sidecar.
+    /// One resource per path at a time: the open waits (up to
+    /// [`PATH_CLAIM_TIMEOUT`], then [`StorageError::PathInUse`]) until an
+    /// earlier resource on the same file is gone and its last sidecar record
+    /// is written, so it resumes from what that one stored.
     pub fn open_file(path: impl AsRef<Path>, cancel: CancelToken) -> StorageResult<Self> {
         let path = path.as_ref().to_path_buf();
         let f = file::open_rw(&path)?;
+        let claim = PathClaim::acquire(&path, PATH_CLAIM_TIMEOUT)?;
         let file_len = f.metadata()?.len();
         let data = FileData::new(f, path.clone(), true, false);
         let mut state = State::default();
@@ -206,7 +226,13 @@ impl StorageResource {
             }
             None => data.start_first_sidecar()?,
         }
-        Ok(Self::build(cancel, Data::File(data), Some(path), state))
+        Ok(Self::build(
+            cancel,
+            Data::File(data),
+            Some(path),
+            state,
+            Some(claim),
+        ))
     }
 
     /// A fresh, active resource backed by a new file in
@@ -237,6 +263,7 @@ impl StorageResource {
                         Data::File(data),
                         Some(path),
                         State::default(),
+                        None,
                     ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
@@ -415,7 +442,9 @@ impl StorageResource {
         self.notify();
         truncated?;
         if let Data::File(f) = &*read_data(&self.inner.data) {
-            if ranges.contains(0..len) {
+            // An empty file without a sidecar reads as fresh, so an empty
+            // complete resource keeps one saying "committed 0".
+            if len > 0 && ranges.contains(0..len) {
                 f.remove_sidecar()?;
             } else {
                 f.save_sidecar(Some(len), &ranges)?;
@@ -437,9 +466,37 @@ impl StorageResource {
             st.on_disk = false;
         }
         // Waiters learn it now; recording the ranges (a sync for a cache
-        // file) can take a while.
+        // file) can take a while, so it goes to the blocking pool if set.
         self.notify();
-        let _ = self.persist();
+        match self.inner.offload.get() {
+            Some(off) if self.inner.is_file => {
+                let inner = self.inner.clone();
+                off.run(move || {
+                    let _ = inner.persist();
+                });
+            }
+            _ => {
+                let _ = self.persist();
+            }
+        }
+    }
+
+    /// Hands the blocking file work that `fail` and the last drop do (a
+    /// sidecar record and its `fdatasync`) to `offload` instead of the
+    /// calling thread, which may be an executor's. Set once; later calls
+    /// are ignored.
+    pub(crate) fn set_offload(&self, offload: Offload) {
+        let _ = self.inner.offload.set(offload);
+    }
+
+    /// Waits for a fresh cache file's first sidecar (see
+    /// [`open_file`](Self::open_file)), so later writes never wait for it.
+    /// Blocking; a no-op for other resources.
+    pub(crate) fn settle(&self) -> StorageResult<()> {
+        match &*read_data(&self.inner.data) {
+            Data::File(f) => Ok(f.settle()?),
+            Data::Memory(_) => Ok(()),
+        }
     }
 
     /// Clears a failure (a transient one: the writer will try again) and
@@ -732,24 +789,40 @@ impl Inner {
         // Lock order everywhere: persist, then data, then state.
         let _p = lock(&self.persist);
         let data = read_data(&self.data);
-        let Data::File(f) = &*data else {
+        let record = Record::of(&lock(&self.state), finalize);
+        record.write(&data)
+    }
+}
+
+/// What a sidecar update writes: taken under the state lock, written
+/// without it.
+struct Record {
+    /// `None`: nothing to record (a commit already did, and synced).
+    what: Option<(Option<u64>, RangeSet)>,
+}
+
+impl Record {
+    fn of(st: &State, finalize: bool) -> Self {
+        if finalize && st.on_disk {
+            return Self { what: None }; // the commit recorded it all (and synced)
+        }
+        let whole = st
+            .len_hint
+            .filter(|&l| finalize && st.failed.is_none() && st.available.contains(0..l));
+        Self {
+            what: Some((st.committed.or(whole), st.available.clone())),
+        }
+    }
+
+    fn write(self, data: &Data) -> StorageResult<()> {
+        let (Data::File(f), Some((committed, ranges))) = (data, self.what) else {
             return Ok(());
         };
         if !f.persistent {
             return Ok(());
         }
-        let (committed, ranges) = {
-            let st = lock(&self.state);
-            if finalize && st.on_disk {
-                return Ok(()); // the commit recorded it all (and synced)
-            }
-            let whole = st
-                .len_hint
-                .filter(|&l| finalize && st.failed.is_none() && st.available.contains(0..l));
-            (st.committed.or(whole), st.available.clone())
-        };
         match committed {
-            Some(len) if ranges.contains(0..len) => {
+            Some(len) if len > 0 && ranges.contains(0..len) => {
                 f.set_len(len)?;
                 f.remove_sidecar()?;
             }
@@ -760,8 +833,33 @@ impl Inner {
 }
 
 impl Drop for Inner {
+    /// The last handle is gone: record the sidecar (see `persist_as`), on
+    /// the offload's blocking pool when one is set (the drop may run on an
+    /// executor thread), else here.
     fn drop(&mut self) {
-        let _ = self.persist_as(true);
+        if !self.is_file {
+            return;
+        }
+        let record = Record::of(
+            self.state.get_mut().unwrap_or_else(PoisonError::into_inner),
+            true,
+        );
+        let data = std::mem::replace(
+            self.data.get_mut().unwrap_or_else(PoisonError::into_inner),
+            Data::Memory(Pages::default()),
+        );
+        // The data file (and its helper-thread join, a temp file's removal)
+        // goes with the job, and the path's claim is released after it.
+        let claim = self.claim.take();
+        let job = move || {
+            let _ = record.write(&data);
+            drop(data);
+            drop(claim);
+        };
+        match self.offload.take() {
+            Some(off) => off.run(job),
+            None => job(),
+        }
     }
 }
 
