@@ -166,7 +166,9 @@ impl HttpFileSource {
             storage.clone(),
             timeline.clone(),
             config.reaim_window,
-            known_len,
+            // A partial cache's recorded length: a first answer of another
+            // length is another version.
+            known_len.or(storage.len_hint()),
             Some(downloader.config().spawn.clone()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
@@ -235,6 +237,23 @@ impl HttpFileSource {
         self.shared.ranges_supported()
     }
 
+    /// The validator (strong `ETag`, else `Last-Modified`) of the version
+    /// whose bytes are stored, or `None` when the server sent neither (then
+    /// only a change of length can be noticed; see the module docs).
+    pub fn validator(&self) -> Option<crate::net::Validator> {
+        self.shared.validator()
+    }
+
+    /// How many times the stored bytes were dropped because the resource
+    /// changed on the server before the reader had read any of them (a
+    /// cache resume, or a change early in the download); the download then
+    /// started over on the new version. Never counts down. A change after
+    /// the reader got bytes is not counted here: it fails the stream with
+    /// [`NetError::ResourceChanged`](crate::net::NetError::ResourceChanged).
+    pub fn version_restarts(&self) -> u64 {
+        self.shared.restarts()
+    }
+
     /// Marks the timeline playing (the peer then reports
     /// `RequestPriority::High`, and its queued fetches move slot at once)
     /// or not. Setting the flag on the [`timeline`](Source::timeline)
@@ -295,7 +314,12 @@ impl Source for HttpFileSource {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> StreamResult<ReadOutcome> {
-        let r = self.inner.read_at(offset, buf);
+        let inner = &mut self.inner;
+        let r = self.shared.consume(|| {
+            let r = inner.read_at(offset, buf);
+            let gave = matches!(r, Ok(ReadOutcome::Bytes(_)));
+            (r, gave)
+        });
         self.map(r)
     }
 

@@ -12,7 +12,7 @@ use url::Url;
 use crate::cancel::{CancelToken, lock};
 use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
-use crate::net::{ContentRange, NetError, RangeSpec, header_u64};
+use crate::net::{ContentRange, NetError, RangeSpec, Validator, header_u64};
 use crate::rt::Spawn;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
@@ -61,6 +61,10 @@ struct State {
     error: Option<Terminal>,
     /// Committed; nothing more to fetch.
     done: bool,
+    /// The validator of the version in storage (sent as `If-Range`).
+    validator: Option<Validator>,
+    /// Times the stored bytes were dropped for a new version of the resource.
+    restarts: u64,
 }
 
 /// What the source, the peer and the fetch callbacks share.
@@ -73,6 +77,10 @@ pub(crate) struct Shared {
     /// Where a cache file's commit (an `fdatasync`) runs: the downloader's
     /// blocking pool. `None` for a complete cache (nothing to commit).
     spawn: Option<Arc<dyn Spawn>>,
+    /// Whether the reader has been handed a byte. Held across each read and
+    /// across a version change, so a change never lands between the two
+    /// halves of a read (lock order: `consumed`, then `state`).
+    consumed: Mutex<bool>,
     state: Mutex<State>,
 }
 
@@ -108,6 +116,7 @@ impl Shared {
         len: Option<u64>,
         spawn: Option<Arc<dyn Spawn>>,
     ) -> Self {
+        let validator = storage.validator();
         Self {
             url,
             headers,
@@ -115,8 +124,10 @@ impl Shared {
             timeline,
             reaim_window,
             spawn,
+            consumed: Mutex::new(false),
             state: Mutex::new(State {
                 len,
+                validator,
                 ..State::default()
             }),
         }
@@ -182,6 +193,24 @@ impl Shared {
         lock(&self.state).ranges_supported
     }
 
+    pub(crate) fn validator(&self) -> Option<Validator> {
+        lock(&self.state).validator.clone()
+    }
+
+    pub(crate) fn restarts(&self) -> u64 {
+        lock(&self.state).restarts
+    }
+
+    /// Runs a read of stored bytes for the reader; marks the resource
+    /// consumed when `read` returns `true` (it handed bytes over). A version
+    /// change waits for the read, so a read never sees two versions.
+    pub(crate) fn consume<T>(&self, read: impl FnOnce() -> (T, bool)) -> T {
+        let mut consumed = lock(&self.consumed);
+        let (out, gave) = read();
+        *consumed |= gave;
+        out
+    }
+
     /// The reader wants the byte at `pos`: re-aims the download there unless
     /// it is present, past the end, or about to arrive from the running
     /// fetch. Never blocks for long; wakes the peer through its waker.
@@ -205,10 +234,11 @@ impl Shared {
                 // or being stored; the window says how far ahead is worth
                 // waiting for.
                 let soon = pos >= a.start && pos <= f.saturating_add(self.reaim_window);
-                // Without Range support a new fetch restarts at byte 0:
-                // waiting for the running one is never slower.
-                let sequential = st.ranges_supported == Some(false) && pos >= f;
-                if within && (soon || sequential) {
+                // Without Range support a new fetch restarts at byte 0 and
+                // the running one streams the whole body, storing every
+                // missing byte: behind its frontier is stored, ahead comes
+                // in order. Never cancel it (one pass, not one per seek).
+                if st.ranges_supported == Some(false) || (within && soon) {
                     return;
                 }
                 st.active.take()
@@ -317,6 +347,9 @@ impl Shared {
         let start = gap.start;
         let end = (gap.end < limit).then_some(gap.end);
         let ranged = start > 0 || end.is_some();
+        // Every request for a part of the resource names the version it
+        // wants a part of (RFC 9110 §13.1.5).
+        let if_range = st.validator.clone().filter(|_| ranged);
         let id = st.next_id;
         st.next_id += 1;
         let token = CancelToken::new();
@@ -345,12 +378,16 @@ impl Shared {
             stored: 0,
             frontier,
             token: token.clone(),
+            if_range: if_range.clone(),
         }));
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
             .cancel(token)
             .priority(priority)
             .validator(reject_html_response);
+        if let Some(v) = if_range.as_ref().and_then(Validator::header_value) {
+            cmd = cmd.header(header::IF_RANGE, v);
+        }
         if ranged {
             match RangeSpec::new(start, end.map(|e| e - 1)) {
                 Ok(spec) => cmd = cmd.range(spec),
@@ -416,10 +453,57 @@ impl Shared {
             }
         };
         ctx.frontier.store(ctx.offset, Ordering::Release);
+        let new = Validator::from_headers(headers);
+        let consumed = lock(&self.consumed);
         let mut st = lock(&self.state);
-        if ctx.ranged && ctx.offset == 0 && ctx.start > 0 {
+        let old = ctx.if_range.clone().or_else(|| st.validator.clone());
+        // Another version: a validator that differs (a 206 without one says
+        // nothing), or another length.
+        let differs = old
+            .as_ref()
+            .is_some_and(|o| !o.matches(headers) && (new.is_some() || !ctx.partial));
+        let len_differs = matches!((st.len, total), (Some(l), Some(t)) if l != t);
+        if (differs || len_differs) && self.storage.next_gap(0, u64::MAX) != Some(0..u64::MAX) {
+            let error = match old.filter(|_| differs) {
+                Some(old) => NetError::ResourceChanged {
+                    url: self.url.clone(),
+                    old,
+                    new: new.clone(),
+                },
+                None => reject(format!(
+                    "resource length changed: {} bytes now, {} before",
+                    total.unwrap_or_default(),
+                    st.len.unwrap_or_default()
+                )),
+            };
+            if *consumed {
+                // The reader has bytes of the old version: fail, and leave
+                // no stale range behind.
+                drop(st);
+                drop(consumed);
+                ctx.reject = Some(error.clone());
+                let _ = self.storage.reset();
+                self.fail(Terminal::Net(error));
+                return;
+            }
+            // Nothing read yet: drop the old version, go on with this one.
+            if let Err(e) = self.storage.reset() {
+                drop(st);
+                drop(consumed);
+                ctx.reject = Some(reject(format!("cannot drop the old version: {e}")));
+                return;
+            }
+            st.len = None;
+            st.limit = None;
+            st.validator = None;
+            st.ranges_supported = None;
+            st.headers_known = false;
+            st.restarts += 1;
+        }
+        drop(consumed);
+        if ctx.ranged && !ctx.partial && ctx.start > 0 {
             st.ranges_supported = Some(false);
-        } else if ctx.ranged {
+        } else if ctx.partial {
             st.ranges_supported = Some(true);
         }
         if let Some(t) = total {
@@ -438,23 +522,29 @@ impl Shared {
                 }
             }
         }
+        if st.validator.is_none() && new.is_some() {
+            st.validator.clone_from(&new);
+            self.storage.set_validator(new);
+        }
         if !st.headers_known {
             st.headers_known = true;
             let ct = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            if let Some(ct) = ct.as_deref().filter(|c| !is_generic_mime(c)) {
-                st.media = MediaInfo::from_mime(ct);
-            }
+            st.media = ct
+                .as_deref()
+                .filter(|c| !is_generic_mime(c))
+                .and_then(MediaInfo::from_mime);
             st.content_type = ct;
         }
         drop(st);
         self.storage.notify_waiters();
     }
 
-    /// One body chunk: lands in storage at its offset (bytes before the
-    /// wanted start of a 200 answer are skipped).
+    /// One body chunk: the bytes storage lacks land at their offset (a 200
+    /// answer to a `Range` request streams from byte 0: the bytes before
+    /// the wanted start are kept too, so the pass is not wasted).
     fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
         let mut ctx = lock(ctx);
         if let Some(r) = &ctx.reject {
@@ -462,15 +552,18 @@ impl Shared {
         }
         let off = ctx.offset;
         let n = chunk.len() as u64;
-        let skip = usize::try_from(ctx.start.saturating_sub(off).min(n)).unwrap_or(chunk.len());
         // Before the write: the write wakes the reader, which must find the
         // frontier past the bytes it just saw arrive (else it re-aims).
         ctx.frontier.store(off + n, Ordering::Release);
-        if skip < chunk.len() {
+        let mut from = off;
+        while let Some(gap) = self.storage.next_gap(from, off + n) {
+            // Both ends lie within the chunk: `off <= gap < off + n`.
+            let (a, b) = ((gap.start - off) as usize, (gap.end - off) as usize);
             self.storage
-                .write_at(off + skip as u64, &chunk[skip..])
+                .write_at(gap.start, &chunk[a..b])
                 .map_err(io::Error::other)?;
-            ctx.stored += (chunk.len() - skip) as u64;
+            ctx.stored += gap.end - gap.start;
+            from = gap.end;
         }
         ctx.offset = off + n;
         self.timeline.set_download_position(ctx.offset);
@@ -502,6 +595,14 @@ impl Shared {
         };
         let rejected = reject.is_some();
         let error = reject.or_else(|| err.cloned());
+        if let Some(e @ NetError::ResourceChanged { .. }) = &error
+            && !rejected
+            && !stale
+        {
+            // A resume found another version (`dl` sent `If-Range`).
+            self.version_changed(id, e.clone());
+            return;
+        }
         let succeeded = error.is_none();
         let mut fatal = None;
         {
@@ -564,6 +665,41 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The downloader found that the resource changed (a resume answered
+    /// `200` to its `If-Range`): with nothing read yet, the stored bytes are
+    /// dropped and the download starts over on the new version; otherwise
+    /// the resource fails with `error` (and storage is emptied).
+    fn version_changed(self: &Arc<Self>, id: u64, error: NetError) {
+        let consumed = lock(&self.consumed);
+        let mut st = lock(&self.state);
+        if st.active.as_ref().is_some_and(|a| a.id == id) {
+            st.active = None;
+        }
+        if st.done || st.error.is_some() || self.storage.cancel_token().is_cancelled() {
+            return;
+        }
+        let reset = self.storage.reset();
+        if *consumed || reset.is_err() {
+            drop(st);
+            drop(consumed);
+            self.fail(match reset {
+                Err(e) if !matches!(e, StorageError::Cancelled) => Terminal::Storage(e.to_string()),
+                _ => Terminal::Net(error),
+            });
+            return;
+        }
+        st.len = None;
+        st.limit = None;
+        st.validator = None;
+        st.ranges_supported = None;
+        st.restarts += 1;
+        drop(st);
+        drop(consumed);
+        self.wake();
+    }
+}
+
 /// Per-fetch bookkeeping shared by its three callbacks.
 struct FetchCtx {
     id: u64,
@@ -577,10 +713,13 @@ struct FetchCtx {
     reject: Option<NetError>,
     /// The answer was a 206 (its end is the range's, not the resource's).
     partial: bool,
-    /// Bytes this fetch stored (skipped ones not counted): its progress.
+    /// Bytes this fetch stored (ones already present not counted): its
+    /// progress.
     stored: u64,
     frontier: Arc<AtomicU64>,
     token: CancelToken,
+    /// The validator the request sent in `If-Range`.
+    if_range: Option<Validator>,
 }
 
 /// The [`Peer`] of one `HttpFile`: one fetch at a time, aimed at the reader

@@ -1,13 +1,22 @@
 //! The file backend: positional reads and writes on a real file, and the
 //! sidecar file that records which ranges of it are valid.
 //!
-//! # Sidecar format (`<data path>.ranges`, UTF-8 text, version 1)
+//! # Sidecar format (`<data path>.ranges`, UTF-8 text, version 2)
 //!
 //! ```text
-//! kithara-stream ranges v1
+//! kithara-stream ranges v2
 //! state active                 (or: state committed <final_len>)
+//! length <n>                   (optional: the length the server announced)
+//! validator etag "<tag>"       (optional; or: validator last-modified <date>)
 //! range <start> <end>          (zero or more, half-open, ascending)
 //! ```
+//!
+//! The validator is the strong `ETag` (else `Last-Modified`) of the version
+//! whose bytes the ranges hold; a resume sends it in `If-Range`, so a changed
+//! resource is never spliced. A version 1 sidecar (no `length`, no
+//! `validator`) is still read: its ranges are resumed after a check of the
+//! total length only, which cannot tell two versions of the same length
+//! apart (weaker; the next save writes version 2).
 //!
 //! A data file **without** a sidecar is complete: it opens committed with
 //! its file length. A data file **with** a sidecar is partial: only the
@@ -19,6 +28,11 @@
 //! complete), and removed by a commit that leaves no gap. Every rewrite goes
 //! through `<sidecar>.tmp` + rename, after `sync_data` on the data file, so
 //! the sidecar never claims bytes that are not on disk.
+//!
+//! When the sidecar goes (the file is complete), a known validator is kept
+//! in `<data path>.validator` (one line, as in the sidecar, not synced: it
+//! only serves an opt-in revalidation, and a lost one means a full
+//! download). A fresh file or a reset removes it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -29,8 +43,21 @@ use std::thread::JoinHandle;
 
 use super::{RangeSet, StorageError};
 use crate::cancel::lock;
+use crate::net::Validator;
 
-const MAGIC: &str = "kithara-stream ranges v1";
+const MAGIC: &str = "kithara-stream ranges v2";
+const MAGIC_V1: &str = "kithara-stream ranges v1";
+/// Suffix of the file that keeps a complete file's validator.
+const VALIDATOR_SUFFIX: &str = ".validator";
+
+/// What a sidecar records besides the ranges: the version of the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Version {
+    /// The strong validator of the stored version, if the server sent one.
+    pub(crate) validator: Option<Validator>,
+    /// The total length the server announced for it.
+    pub(crate) length: Option<u64>,
+}
 
 /// Positional I/O on one file.
 pub(crate) struct FileData {
@@ -47,6 +74,8 @@ pub(crate) struct FileData {
     /// thread: see [`start_first_sidecar`](Self::start_first_sidecar).
     first_sidecar: Mutex<FirstSidecar>,
     first_sidecar_done: AtomicBool,
+    /// The version the next sidecar records.
+    version: Mutex<Version>,
 }
 
 enum FirstSidecar {
@@ -67,7 +96,13 @@ impl FileData {
             delete_on_drop,
             first_sidecar: Mutex::new(FirstSidecar::Done),
             first_sidecar_done: AtomicBool::new(true),
+            version: Mutex::new(Version::default()),
         }
+    }
+
+    /// Sets the version the next sidecar (or `.validator` file) records.
+    pub(crate) fn set_version(&self, version: Version) {
+        *lock(&self.version) = version;
     }
 
     /// Writes the empty sidecar of a fresh file (so a crash never makes the
@@ -81,7 +116,9 @@ impl FileData {
             return Ok(());
         }
         let side = self.sidecar();
-        let text = sidecar_text(None, &RangeSet::new());
+        let text = sidecar_text(None, &RangeSet::new(), &Version::default());
+        // A validator file of an earlier, complete download is stale now.
+        remove_if_exists(&validator_path(&self.path))?;
         let job = std::thread::Builder::new()
             .name("kithara-sidecar".into())
             .spawn({
@@ -223,31 +260,98 @@ impl FileData {
         }
         self.first_sidecar()?;
         self.sync_data()?;
-        write_sidecar(&self.sidecar(), &sidecar_text(committed, ranges))
+        let version = lock(&self.version).clone();
+        write_sidecar(&self.sidecar(), &sidecar_text(committed, ranges, &version))
     }
 
-    /// Removes the sidecar: the data file is now complete.
+    /// Removes the sidecar: the data file is now complete. A known
+    /// validator moves to `<path>.validator`.
     pub(crate) fn remove_sidecar(&self) -> io::Result<()> {
         if !self.persistent {
             return Ok(());
         }
         self.first_sidecar()?;
         self.sync_data()?;
-        match fs::remove_file(self.sidecar()) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let version = lock(&self.version).clone();
+        let vpath = validator_path(&self.path);
+        match &version.validator {
+            // Advisory (see the module docs): not synced.
+            Some(v) => fs::write(&vpath, format!("{}\n", validator_line(v)))?,
+            None => remove_if_exists(&vpath)?,
         }
+        remove_if_exists(&self.sidecar())
+    }
+
+    /// Forgets every recorded byte: the data file is truncated to 0, the
+    /// version cleared, and the sidecar says "nothing" (durably).
+    pub(crate) fn reset(&self) -> io::Result<()> {
+        *lock(&self.version) = Version::default();
+        self.set_len(0)?;
+        if self.persistent {
+            remove_if_exists(&validator_path(&self.path))?;
+        }
+        self.save_sidecar(None, &RangeSet::new())
     }
 }
 
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `<path>.validator`.
+fn validator_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(VALIDATOR_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// `validator etag "<tag>"` or `validator last-modified <date>`.
+fn validator_line(v: &Validator) -> String {
+    match v {
+        Validator::ETag(t) => format!("validator etag {t}"),
+        Validator::LastModified(d) => format!("validator last-modified {d}"),
+    }
+}
+
+/// The inverse of [`validator_line`]; `None` if `line` is not one.
+fn parse_validator_line(line: &str) -> Option<Validator> {
+    let rest = line.strip_prefix("validator ")?;
+    let (kind, value) = rest.split_once(' ')?;
+    let value = value.trim();
+    let v = match kind {
+        "etag" => Validator::ETag(value.to_owned()),
+        "last-modified" => Validator::LastModified(value.to_owned()),
+        _ => return None,
+    };
+    // Only values that can go back on the wire.
+    v.header_value().map(|_| v)
+}
+
+/// The validator kept next to a complete file, if any (unreadable or
+/// malformed: none, so a revalidation downloads again).
+pub(crate) fn load_validator(path: &Path) -> Option<Validator> {
+    let text = fs::read_to_string(validator_path(path)).ok()?;
+    parse_validator_line(text.lines().next()?)
+}
+
 /// The sidecar's text.
-fn sidecar_text(committed: Option<u64>, ranges: &RangeSet) -> String {
-    let mut text = String::with_capacity(64 + ranges.range_count() * 24);
+fn sidecar_text(committed: Option<u64>, ranges: &RangeSet, version: &Version) -> String {
+    let mut text = String::with_capacity(128 + ranges.range_count() * 24);
     text.push_str(MAGIC);
     text.push('\n');
     match committed {
         Some(len) => text.push_str(&format!("state committed {len}\n")),
         None => text.push_str("state active\n"),
+    }
+    if let Some(len) = version.length {
+        text.push_str(&format!("length {len}\n"));
+    }
+    if let Some(v) = &version.validator {
+        text.push_str(&validator_line(v));
+        text.push('\n');
     }
     for r in ranges.iter() {
         text.push_str(&format!("range {} {}\n", r.start, r.end));
@@ -289,6 +393,8 @@ pub(crate) fn sidecar_path(path: &Path) -> PathBuf {
 pub(crate) struct SidecarState {
     pub(crate) committed: Option<u64>,
     pub(crate) ranges: RangeSet,
+    /// Empty for a version 1 sidecar.
+    pub(crate) version: Version,
 }
 
 /// Reads the sidecar of `path`; `Ok(None)` if there is none.
@@ -304,14 +410,24 @@ pub(crate) fn load_sidecar(path: &Path) -> Result<Option<SidecarState>, StorageE
         reason: reason.to_owned(),
     };
     let mut lines = text.lines();
-    if lines.next() != Some(MAGIC) {
-        return Err(corrupt("bad header"));
-    }
+    let v2 = match lines.next() {
+        Some(MAGIC) => true,
+        Some(MAGIC_V1) => false,
+        _ => return Err(corrupt("bad header")),
+    };
     let mut committed = None;
     let mut ranges = RangeSet::new();
+    let mut version = Version::default();
     for line in lines {
+        if v2 && line.starts_with("validator ") {
+            version.validator = Some(parse_validator_line(line).ok_or_else(|| corrupt("bad validator"))?);
+            continue;
+        }
         let mut words = line.split_ascii_whitespace();
         match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("length"), Some(n), None, None) if v2 => {
+                version.length = Some(n.parse().map_err(|_| corrupt("bad length"))?);
+            }
             (Some("state"), Some("active"), None, None) => committed = None,
             (Some("state"), Some("committed"), Some(n), None) => {
                 committed = Some(n.parse().map_err(|_| corrupt("bad final length"))?);
@@ -328,7 +444,11 @@ pub(crate) fn load_sidecar(path: &Path) -> Result<Option<SidecarState>, StorageE
             _ => return Err(corrupt("unknown line")),
         }
     }
-    Ok(Some(SidecarState { committed, ranges }))
+    Ok(Some(SidecarState {
+        committed,
+        ranges,
+        version,
+    }))
 }
 
 /// Opens (creating if needed) `path` for reading and writing.
