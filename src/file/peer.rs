@@ -506,6 +506,9 @@ impl Shared {
         } else if ctx.partial {
             st.ranges_supported = Some(true);
         }
+        // The version (validator and length) the stored bytes belong to,
+        // recorded with them when first learned.
+        let mut learned = false;
         if let Some(t) = total {
             match st.len {
                 Some(l) if l != t => {
@@ -519,12 +522,16 @@ impl Shared {
                 None => {
                     st.len = Some(t);
                     self.storage.set_len_hint(Some(t));
+                    learned = true;
                 }
             }
         }
         if st.validator.is_none() && new.is_some() {
-            st.validator.clone_from(&new);
-            self.storage.set_validator(new);
+            st.validator = new;
+            learned = true;
+        }
+        if learned {
+            self.storage.set_validator(st.validator.clone());
         }
         if !st.headers_known {
             st.headers_known = true;
