@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kithara_stream::dl::{Downloader, DownloaderConfig};
 use kithara_stream::net::{NetError, RetryPolicy, Validator};
+use kithara_stream::cancel::CancelToken;
+use kithara_stream::storage::StorageResource;
 use kithara_stream::{HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError};
 use support::backends::{Env, backend_tests};
 use support::server::{Cut, Resource, TestServer, pseudo_random};
@@ -277,19 +279,19 @@ async fn change_on_cache_resume(env: &Env, tag: Tag) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.bin");
     let server = TestServer::start();
-    let (_, r1) = version(tag, 1);
+    let (v1, _) = version(tag, 1);
     let (v2, r2) = version(tag, 2);
-    server.add("/c", r1.throttle(1_000_000));
+    // A partial cache of v1, as a download that stopped after 100 kB
+    // leaves it (a reopen while the old stream's tasks still hold the path
+    // would break the one-resource-per-path rule).
+    {
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, &v1[..100_000]).unwrap();
+        r.set_len_hint(Some(v1.len() as u64));
+        r.set_validator(validator(tag, 1));
+    }
     let dl = downloader(env);
     let url = server.url("/c");
-    {
-        let s = open_cached(&dl, &url, &path).await;
-        wait_stored(s.source().storage().clone(), 0..100_000).await;
-    }
-    server
-        .wait_for(&*env.spawn, STEP, |s| s.in_flight == 0)
-        .await
-        .expect("the first download stopped");
     let sidecar = std::fs::read_to_string(dir.path().join("c.bin.ranges")).unwrap();
     assert!(sidecar.starts_with("kithara-stream ranges v2\n"), "{sidecar}");
     if let Some(v) = validator(tag, 1) {
@@ -321,7 +323,61 @@ async fn change_on_cache_resume(env: &Env, tag: Tag) {
     assert_eq!(server.stats().requests, 0);
 }
 
+async fn revalidation(env: &Env, tag: Tag) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.bin");
+    let server = TestServer::start();
+    let (v1, r1) = version(tag, 1);
+    let (v2, r2) = version(tag, 2);
+    server.add("/v", r1);
+    let dl = downloader(env);
+    let url = server.url("/v");
+    let read_all = |revalidate: bool| {
+        let cfg = config(&dl, &url).cache_file(&path).revalidate(revalidate);
+        async move {
+            let mut s = Stream::<HttpFile>::new(cfg).await.unwrap();
+            blocking(move || {
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                all
+            })
+            .await
+        }
+    };
+    assert_same(&read_all(false).await, &v1, "first download");
+    // Complete: no request by default, one conditional one when asked.
+    server.reset_stats();
+    assert_same(&read_all(false).await, &v1, "offline");
+    assert_eq!(server.stats().requests, 0, "{tag:?}");
+    assert_same(&read_all(true).await, &v1, "still fresh");
+    let log = server.stats().log;
+    match validator(tag, 1) {
+        Some(v) => {
+            assert_eq!(log.len(), 1, "{tag:?}: {log:?}");
+            let (name, value) = &log[0].preconditions[0];
+            let want = if tag == Tag::ETag { "if-none-match" } else { "if-modified-since" };
+            assert_eq!((name.as_str(), value.as_str()), (want, v.as_str()));
+        }
+        // Nothing to ask with: downloaded again.
+        None => assert_eq!(log.len(), 1, "{tag:?}: {log:?}"),
+    }
+    // A new version on the server replaces the file.
+    server.add("/v", r2);
+    assert_same(&read_all(true).await, &v2, "replaced");
+    server.reset_stats();
+    assert_same(&read_all(false).await, &v2, "the replacement is the cache now");
+    assert_eq!(server.stats().requests, 0);
+}
+
 backend_tests! {
+    /// A complete cache opens with no request unless revalidation is asked
+    /// for: then `304` keeps it and a new version replaces it.
+    fn revalidation_keeps_a_fresh_cache_and_replaces_a_changed_one(env) {
+        for tag in TAGS {
+            revalidation(&env, tag).await;
+        }
+    }
+
     /// Bytes of v1 were read, the file changes, a seek re-aims: typed error.
     fn a_change_after_a_seek_is_a_typed_error(env) {
         for tag in TAGS {

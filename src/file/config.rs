@@ -51,6 +51,7 @@ pub struct HttpFileConfig {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
     pub(crate) reaim_window: u64,
+    pub(crate) revalidate: bool,
 }
 
 impl fmt::Debug for HttpFileConfig {
@@ -62,6 +63,7 @@ impl fmt::Debug for HttpFileConfig {
             .field("read_timeout", &self.read_timeout)
             .field("headers", &self.headers)
             .field("reaim_window", &self.reaim_window)
+            .field("revalidate", &self.revalidate)
             .finish()
     }
 }
@@ -87,6 +89,7 @@ impl HttpFileConfig {
             read_timeout: None,
             headers: HeaderMap::new(),
             reaim_window: DEFAULT_REAIM_WINDOW,
+            revalidate: false,
         }
     }
 
@@ -146,6 +149,24 @@ impl HttpFileConfig {
     /// at the reader.
     pub fn reaim_window(mut self, bytes: u64) -> Self {
         self.reaim_window = bytes;
+        self
+    }
+
+    /// Whether a complete cache file is checked with the server before it
+    /// is used (default `false`: a complete cache opens with **no** request,
+    /// which is what offline playback needs).
+    ///
+    /// With `true`, opening a complete cache sends one conditional `GET`
+    /// (`If-None-Match` with the stored `ETag`, else `If-Modified-Since`
+    /// with the stored `Last-Modified`): `304 Not Modified` (or a `200` with
+    /// the same validator) keeps the file; a `200` of another version
+    /// replaces it (the file is emptied and downloaded again, as a fresh
+    /// open would). A cache without a stored validator is downloaded again.
+    /// When the check itself fails (no network, a 5xx), the cached file is
+    /// used as it is. A partial cache is unaffected: its resume already asks
+    /// for the stored version only (`If-Range`).
+    pub fn revalidate(mut self, revalidate: bool) -> Self {
+        self.revalidate = revalidate;
         self
     }
 

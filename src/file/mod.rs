@@ -139,27 +139,28 @@ impl HttpFileSource {
             HttpFileStorage::File(path) => StorageResource::open_file(path, cancel.clone())?,
         };
         let timeline = Timeline::new();
-        let known_len = storage.len();
-        if let Some(len) = known_len {
-            if storage.next_gap(0, len).is_none() {
-                // A complete cache: no downloader, no request.
-                let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
-                return Ok(Self {
-                    inner: StorageSource::with_timeline(storage, timeline),
-                    shared: Arc::new(shared),
-                    read_timeout: config.read_timeout,
-                    cancel,
-                    handle: None,
-                });
+        let mut known_len = storage.len();
+        let complete = known_len.is_some_and(|len| storage.next_gap(0, len).is_none());
+        if complete && !config.revalidate {
+            // A complete cache: no downloader, no request.
+            return Ok(Self::complete(config, storage, timeline, cancel));
+        }
+        let downloader = match config.downloader.clone() {
+            Some(dl) => dl,
+            None => crate::backends::default_downloader()?,
+        };
+        if complete {
+            if still_fresh(&downloader, &config, &storage).await {
+                return Ok(Self::complete(config, storage, timeline, cancel));
             }
+            // Another version on the server: start over.
+            storage.reset()?;
+            known_len = None;
+        } else if let Some(len) = known_len {
             // Committed with gaps: fill them.
             storage.reactivate()?;
             storage.set_len_hint(Some(len));
         }
-        let downloader = match config.downloader {
-            Some(dl) => dl,
-            None => crate::backends::default_downloader()?,
-        };
         let shared = Arc::new(Shared::new(
             config.url,
             config.headers,
@@ -186,6 +187,24 @@ impl HttpFileSource {
                 Opening::Failed(t) => return Err(terminal_error(t)),
                 Opening::Waiting => changed.await,
             }
+        }
+    }
+
+    /// A source over a complete cache, with no downloader.
+    fn complete(
+        config: HttpFileConfig,
+        storage: StorageResource,
+        timeline: Timeline,
+        cancel: CancelToken,
+    ) -> Self {
+        let len = storage.len().unwrap_or_default();
+        let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
+        Self {
+            inner: StorageSource::with_timeline(storage, timeline),
+            shared: Arc::new(shared),
+            read_timeout: config.read_timeout,
+            cancel,
+            handle: None,
         }
     }
 
@@ -280,6 +299,39 @@ impl HttpFileSource {
             },
             _ => r,
         }
+    }
+}
+
+/// The opt-in revalidation of a complete cache (see
+/// [`HttpFileConfig::revalidate`]): one conditional `GET`; `true` keeps the
+/// file (`304`, the same validator, or the check failed), `false` replaces it
+/// (another version, or no stored validator to ask with).
+async fn still_fresh(
+    downloader: &crate::dl::Downloader,
+    config: &HttpFileConfig,
+    storage: &StorageResource,
+) -> bool {
+    let Some(validator) = storage.validator() else {
+        return false;
+    };
+    let Some(value) = validator.header_value() else {
+        return false;
+    };
+    // A peer with nothing to stream, only to run the one request.
+    let idle = Shared::complete(
+        config.url.clone(),
+        storage.clone(),
+        Timeline::new(),
+        storage.len().unwrap_or_default(),
+    );
+    let handle = downloader.register(Arc::new(FilePeer(Arc::new(idle))));
+    let cmd = crate::dl::FetchCmd::get(config.url.clone())
+        .headers(config.headers.clone())
+        .header(validator.if_changed_header(), value);
+    match handle.execute(cmd).await {
+        // Dropping the response closes its body unread.
+        Ok(resp) => validator.matches(&resp.headers),
+        Err(_) => true,
     }
 }
 
