@@ -872,6 +872,128 @@ mod tests {
         );
     }
 
+    fn feed(cmd: &mut FetchCmd, data: &[u8]) -> io::Result<()> {
+        (cmd.writer.as_mut().unwrap())(bytes::Bytes::copy_from_slice(data))
+    }
+
+    fn first_fetch(s: &Arc<Shared>) -> FetchCmd {
+        let waker = futures::task::noop_waker();
+        let Poll::Ready(Some(mut cmds)) = FilePeer(s.clone()).poll_next(&mut Context::from_waker(&waker))
+        else {
+            panic!("expected a fetch");
+        };
+        cmds.remove(0)
+    }
+
+    /// The headers of a `200` (whole body) or a `206` from `start`.
+    fn answer(len: u64, start: Option<u64>, etag: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, len.into());
+        if !etag.is_empty() {
+            h.insert(header::ETAG, etag.parse().unwrap());
+        }
+        if let Some(s) = start {
+            let cr = format!("bytes {s}-{}/{len}", len - 1);
+            h.insert(header::CONTENT_RANGE, cr.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn ranged_fetches_carry_if_range_with_the_first_strong_validator() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        assert!(first.headers.get(header::IF_RANGE).is_none());
+        // A weak tag is not kept; a strong one is.
+        (first.on_response.take().unwrap())(&answer(1000, None, "W/\"w\""));
+        assert_eq!(s.validator(), None);
+        s.want(500);
+        let mut next = first_fetch(&s);
+        assert!(next.headers.get(header::IF_RANGE).is_none(), "no validator yet");
+        (next.on_response.take().unwrap())(&answer(1000, Some(500), "\"v1\""));
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v1\"".into())));
+        assert_eq!(s.storage.validator(), s.validator());
+        s.want(900);
+        let cmd = first_fetch(&s);
+        assert_eq!(cmd.headers.get(header::IF_RANGE).unwrap(), "\"v1\"");
+        assert_eq!(cmd.range, Some(RangeSpec::from_start(900)));
+    }
+
+    /// A 200 of another version before the reader got a byte: the stored
+    /// bytes go, the download goes on with the new version.
+    #[test]
+    fn a_changed_version_before_any_read_restarts() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        feed(&mut first, &[1; 100]).unwrap();
+        s.want(500);
+        let mut next = first_fetch(&s);
+        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+        assert_eq!(s.restarts(), 1);
+        assert!(!s.storage.contains_range(0..1), "old bytes dropped");
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
+        // The 200 body is the new version from byte 0: all of it is kept.
+        feed(&mut next, &[2; 600]).unwrap();
+        let mut buf = [0; 600];
+        assert_eq!(s.storage.read_at(0, &mut buf).unwrap(), 600);
+        assert_eq!(buf, [2; 600]);
+        assert!(s.terminal().is_none());
+    }
+
+    /// The same after the reader got bytes: a typed error, storage emptied.
+    #[test]
+    fn a_changed_version_after_a_read_fails_typed() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        feed(&mut first, &[1; 100]).unwrap();
+        let mut buf = [0; 10];
+        let n = s.consume(|| {
+            let n = s.storage.read_at(0, &mut buf).unwrap();
+            (n, n > 0)
+        });
+        assert_eq!(n, 10);
+        s.want(500);
+        let mut next = first_fetch(&s);
+        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+        assert!(feed(&mut next, &[2; 10]).is_err());
+        match s.terminal() {
+            Some(Terminal::Net(NetError::ResourceChanged { old, new, .. })) => {
+                assert_eq!(old, Validator::ETag("\"v1\"".into()));
+                assert_eq!(new, Some(Validator::ETag("\"v2\"".into())));
+            }
+            other => panic!("expected ResourceChanged, got {other:?}"),
+        }
+        assert!(s.storage.available().is_empty(), "no stale range left");
+    }
+
+    /// A server that ignores Range (same validator): the bytes before the
+    /// wanted offset are stored (only the missing ones), and from then on no
+    /// seek cancels the one running fetch.
+    #[test]
+    fn a_rangeless_pass_stores_missing_bytes_and_is_never_cancelled() {
+        let s = shared();
+        s.storage.write_at(100, &[9; 50]).unwrap();
+        s.want(500);
+        let mut cmd = first_fetch(&s);
+        let token = cmd.cancel.clone().unwrap();
+        (cmd.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        assert_eq!(s.ranges_supported(), Some(false));
+        feed(&mut cmd, &[1; 300]).unwrap();
+        assert!(s.storage.contains_range(0..300));
+        let mut buf = [0; 50];
+        s.storage.read_at(100, &mut buf).unwrap();
+        assert_eq!(buf, [9; 50], "present bytes not rewritten");
+        for pos in [950, 10, 299, 600, 0] {
+            s.want(pos);
+            assert!(!token.is_cancelled(), "cancelled by a seek to {pos}");
+        }
+        // No second pass is planned while this one runs.
+        let waker = futures::task::noop_waker();
+        assert!(FilePeer(s.clone()).poll_next(&mut Context::from_waker(&waker)).is_pending());
+    }
+
     #[test]
     fn generic_mimes() {
         assert!(is_generic_mime("application/octet-stream; x=y"));

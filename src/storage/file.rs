@@ -465,3 +465,130 @@ pub(crate) fn open_rw(path: &Path) -> io::Result<File> {
         .truncate(false)
         .open(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cancel::CancelToken;
+    use crate::storage::{ResourceStatus, StorageResource};
+
+    fn etag() -> Option<Validator> {
+        Some(Validator::ETag("\"v1\"".into()))
+    }
+
+    #[test]
+    fn a_partial_file_keeps_its_validator_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        {
+            let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+            r.write_at(0, &[1; 100]).unwrap();
+            r.set_len_hint(Some(1000));
+            r.set_validator(etag());
+        }
+        let text = fs::read_to_string(sidecar_path(&path)).unwrap();
+        assert_eq!(
+            text,
+            "kithara-stream ranges v2\nstate active\nlength 1000\nvalidator etag \"v1\"\nrange 0 100\n"
+        );
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(r.validator(), etag());
+        assert_eq!(r.len_hint(), Some(1000));
+        assert!(r.contains_range(0..100));
+        let date = Validator::LastModified("Mon, 30 Nov 2026 10:00:00 GMT".into());
+        r.set_validator(Some(date.clone()));
+        drop(r);
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(r.validator(), Some(date));
+    }
+
+    #[test]
+    fn a_version_1_sidecar_resumes_without_a_validator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.bin");
+        fs::write(&path, [7u8; 50]).unwrap();
+        fs::write(
+            sidecar_path(&path),
+            "kithara-stream ranges v1\nstate active\nrange 0 50\n",
+        )
+        .unwrap();
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert!(r.contains_range(0..50));
+        assert_eq!(r.validator(), None);
+        assert_eq!(r.len_hint(), None);
+        drop(r);
+        // v1 knows no validator or length line.
+        fs::write(
+            sidecar_path(&path),
+            "kithara-stream ranges v1\nstate active\nlength 50\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            StorageResource::open_file(&path, CancelToken::new()),
+            Err(StorageError::CorruptMetadata { .. })
+        ));
+        fs::write(
+            sidecar_path(&path),
+            "kithara-stream ranges v2\nstate active\nvalidator etag\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            StorageResource::open_file(&path, CancelToken::new()),
+            Err(StorageError::CorruptMetadata { .. })
+        ));
+    }
+
+    #[test]
+    fn a_complete_file_keeps_its_validator_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.bin");
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, &[3; 64]).unwrap();
+        r.set_len_hint(Some(64));
+        r.set_validator(etag());
+        r.commit(Some(64)).unwrap();
+        drop(r);
+        assert!(!sidecar_path(&path).exists());
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        assert_eq!(r.status(), ResourceStatus::Committed { final_len: 64 });
+        assert_eq!(r.validator(), etag());
+        drop(r);
+        // A fresh download at the same path forgets it.
+        fs::remove_file(&path).unwrap();
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, &[1]).unwrap();
+        assert_eq!(r.validator(), None);
+        assert!(!validator_path(&path).exists());
+    }
+
+    #[test]
+    fn reset_forgets_every_byte_and_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.bin");
+        let r = StorageResource::open_file(&path, CancelToken::new()).unwrap();
+        r.write_at(0, &[5; 4096]).unwrap();
+        r.set_len_hint(Some(8192));
+        r.set_validator(etag());
+        r.flush().unwrap();
+        r.reset().unwrap();
+        assert!(r.available().is_empty());
+        assert_eq!(r.validator(), None);
+        assert_eq!(r.len_hint(), None);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+        assert_eq!(
+            fs::read_to_string(sidecar_path(&path)).unwrap(),
+            "kithara-stream ranges v2\nstate active\n"
+        );
+        // The new version is written and tracked as usual.
+        r.write_at(0, &[6; 10]).unwrap();
+        let mut buf = [0; 10];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), 10);
+        assert_eq!(buf, [6; 10]);
+        // A memory resource resets too.
+        let m = StorageResource::memory(CancelToken::new());
+        m.write_at(0, b"old").unwrap();
+        m.set_validator(etag());
+        m.reset().unwrap();
+        assert!(!m.contains_range(0..1) && m.validator().is_none());
+    }
+}
