@@ -66,7 +66,8 @@ fn main() {
     let url = server.url("/n");
 
     type BlockOn = Box<dyn Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)>;
-    let mut backends: Vec<(&str, Arc<dyn Spawn>, Arc<dyn HttpClient>, BlockOn)> = Vec::new();
+    type Backend = (&'static str, Arc<dyn Spawn>, Arc<dyn HttpClient>, BlockOn);
+    let mut backends: Vec<Backend> = Vec::new();
     #[cfg(feature = "reqwest")]
     if wanted("reqwest") {
         use kithara_stream::backends::{reqwest::ReqwestClient, tokio::TokioRuntime};
@@ -86,7 +87,7 @@ fn main() {
             "surf",
             Arc::new(AsyncStdRuntime),
             Arc::new(SurfClient::new().unwrap()),
-            Box::new(|f| async_std::task::block_on(f)),
+            Box::new(async_std::task::block_on),
         ));
     }
 
@@ -115,7 +116,8 @@ fn main() {
         let (tx, rx) = std::sync::mpsc::channel();
         let t = Instant::now();
         block_on(Box::pin(async move {
-            tx.send(Stream::<HttpFile>::new(cfg).await.unwrap()).unwrap();
+            tx.send(Stream::<HttpFile>::new(cfg).await.unwrap())
+                .unwrap();
         }));
         let mut s = rx.recv().unwrap();
         let mut buf = vec![0u8; 4096];

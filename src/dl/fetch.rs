@@ -439,7 +439,10 @@ impl Reader {
             (0, content_length, content_length)
         };
         let watchdog = Watchdog::new(req.shared.cfg.inactivity_timeout);
-        let own = req.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+        let own = req
+            .headers
+            .get(header::IF_RANGE)
+            .and_then(|v| v.to_str().ok());
         let version = match own {
             Some(v) if v.starts_with('"') => Some(Validator::ETag(v.to_owned())),
             Some(v) => Some(Validator::LastModified(v.to_owned())),
@@ -596,8 +599,8 @@ impl Reader {
             // `If-Range` did not match: another version (RFC 9110 §13.1.5).
             return Err(NetError::ResourceChanged {
                 url: url.clone(),
-                old: old.clone(),
-                new: Validator::from_headers(&resp.headers),
+                old: Box::new(old.clone()),
+                new: Validator::from_headers(&resp.headers).map(Box::new),
             });
         }
         if resp.status != StatusCode::PARTIAL_CONTENT {

@@ -19,12 +19,43 @@
 //! nothing is missing after the reader, the gaps before it are fetched, so
 //! the resource completes and is committed (a cache file loses its sidecar).
 //!
+//! # One version, never two
+//! The first response's validator is kept with the bytes (in memory, and in
+//! a cache file's sidecar): its strong `ETag`, else its `Last-Modified` (a
+//! weak `ETag` is never used; RFC 9110 §8.8, §13.1.5). Every request for a
+//! part of the resource carries it in `If-Range`: the peer's re-aims and gap
+//! fills, the downloader's mid-body resumes, a cache resume. An answer of
+//! another version (a `200` to the `If-Range`, a `206` or `200` with another
+//! validator, or another total length) is never spliced with stored bytes:
+//! - **before the reader got a byte** (a cache resume, or early in the
+//!   download): the stored bytes are dropped (a cache file is emptied) and
+//!   the download goes on with the new version;
+//!   [`version_restarts`](HttpFileSource::version_restarts) counts it;
+//! - **after**: the stream fails with
+//!   [`NetError::ResourceChanged`](crate::net::NetError::ResourceChanged)
+//!   (the URL and both validators), and storage is emptied so a cache file
+//!   claims no byte of the old version.
+//!
+//! Without any validator (a server that sends neither `ETag` nor
+//! `Last-Modified`) only a change of the total length is noticed: a new
+//! version of the **same length** cannot be told apart, and may be spliced.
+//! A cache written by an older release (sidecar version 1) has no
+//! validator either and is resumed with the same weaker check.
+//!
+//! A complete cache file opens with no request; with
+//! [`revalidate`](HttpFileConfig::revalidate) it is checked first with a
+//! conditional `GET` (`304` keeps it, another version replaces it).
+//!
 //! # Lying and broken servers
-//! - **200 to a `Range` request** (the server ignores ranges): the body is
-//!   the whole resource from byte 0; the bytes before the wanted offset are
-//!   skipped (not stored twice) and the rest is stored, so the reader gets
-//!   correct bytes. Once seen, re-aims ahead of the running fetch are
-//!   suppressed (a new fetch would restart at 0 and could only be slower).
+//! - **200 to a `Range` request** (the server ignores ranges; the same
+//!   validator): the body is the whole resource from byte 0; every byte
+//!   streaming past that storage lacks is stored, so the reader gets correct
+//!   bytes and the pass is not wasted. Once seen
+//!   ([`ranges_supported`](HttpFileSource::ranges_supported) is
+//!   `Some(false)`), a seek never cancels that one fetch: behind its
+//!   frontier the bytes are stored, ahead of it the reader waits for it (the
+//!   read timeout, if any, still applies). Random seeks cost about one
+//!   pass of the body, not one per seek.
 //! - A **`Content-Range` that does not match the request** (other start,
 //!   other end, another total length than the one already known) fails the
 //!   fetch with [`NetError::InvalidResponse`](crate::net::NetError) and the

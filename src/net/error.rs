@@ -109,10 +109,11 @@ pub enum NetError {
     ResourceChanged {
         /// The request's URL.
         url: Url,
-        /// The validator of the version whose bytes were stored.
-        old: crate::net::Validator,
+        /// The validator of the version whose bytes were stored (boxed to
+        /// keep `NetError` small).
+        old: Box<crate::net::Validator>,
         /// The validator of the version the server sends now, if any.
-        new: Option<crate::net::Validator>,
+        new: Option<Box<crate::net::Validator>>,
     },
     /// The consumer of the body (a writer closure) failed.
     #[error("writer failed: {0}")]

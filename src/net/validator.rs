@@ -146,7 +146,10 @@ mod tests {
         let d = Validator::LastModified(DATE.into());
         assert!(d.matches(&headers(&[(header::LAST_MODIFIED, DATE)])));
         // A date still matches when the server now also sends a tag.
-        assert!(d.matches(&headers(&[(header::ETAG, "\"x\""), (header::LAST_MODIFIED, DATE)])));
+        assert!(d.matches(&headers(&[
+            (header::ETAG, "\"x\""),
+            (header::LAST_MODIFIED, DATE)
+        ])));
         assert!(!d.matches(&HeaderMap::new()));
         assert_eq!(v.if_changed_header(), header::IF_NONE_MATCH);
         assert_eq!(d.if_changed_header(), header::IF_MODIFIED_SINCE);

@@ -420,7 +420,8 @@ pub(crate) fn load_sidecar(path: &Path) -> Result<Option<SidecarState>, StorageE
     let mut version = Version::default();
     for line in lines {
         if v2 && line.starts_with("validator ") {
-            version.validator = Some(parse_validator_line(line).ok_or_else(|| corrupt("bad validator"))?);
+            version.validator =
+                Some(parse_validator_line(line).ok_or_else(|| corrupt("bad validator"))?);
             continue;
         }
         let mut words = line.split_ascii_whitespace();

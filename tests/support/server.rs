@@ -760,11 +760,12 @@ async fn handle(
     {
         return resp;
     }
-    let if_range_ok = versions.if_range_holds(&preconditions);
+    // A failed `If-Range` makes the `Range` ignored, as RFC 9110 says.
+    let ignore_range = faults.ignore_range || !versions.if_range_holds(&preconditions);
     let len = resource.body.len() as u64;
     let (status, slice) = match (resource.status, &range) {
         (Some(status), _) => (status, 0..len),
-        (None, Some(range)) if !faults.ignore_range && if_range_ok => match interpret_range(range, len) {
+        (None, Some(range)) if !ignore_range => match interpret_range(range, len) {
             RangeAnswer::Full => (StatusCode::OK, 0..len),
             RangeAnswer::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
             RangeAnswer::Unsatisfiable => {
@@ -1270,9 +1271,10 @@ impl Versions {
     fn not_modified(&self, pre: &[(String, String)]) -> Option<Response<Body>> {
         let get = |n: &str| pre.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let hit = match (get("if-none-match"), get("if-modified-since")) {
-            (Some(inm), _) => inm.split(',').map(str::trim).any(|t| {
-                t == "*" || self.etag.as_deref().is_some_and(|e| weak_eq(t, e))
-            }),
+            (Some(inm), _) => inm
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || self.etag.as_deref().is_some_and(|e| weak_eq(t, e))),
             (None, Some(ims)) => self.last_modified.as_deref() == Some(ims.trim()),
             (None, None) => false,
         };
@@ -1358,7 +1360,13 @@ impl TestServer {
     /// fault knobs (throttle, plan, ...): `body`, `etag` and `last_modified`
     /// replace the old ones. Requests already answered keep streaming the
     /// old body.
-    pub fn swap_version(&self, path: &str, body: Bytes, etag: Option<&str>, last_modified: Option<&str>) {
+    pub fn swap_version(
+        &self,
+        path: &str,
+        body: Bytes,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) {
         let slash = if path.starts_with('/') { "" } else { "/" };
         let mut resources = lock(&self.shared.resources);
         if let Some(r) = resources.get_mut(&format!("{slash}{path}")) {
