@@ -67,6 +67,18 @@ struct State {
     restarts: u64,
 }
 
+impl State {
+    /// The stored version was dropped (storage reset): what was learned
+    /// about it goes too, and the restart is counted.
+    fn forget_version(&mut self) {
+        self.len = None;
+        self.limit = None;
+        self.validator = None;
+        self.ranges_supported = None;
+        self.restarts += 1;
+    }
+}
+
 /// What the source, the peer and the fetch callbacks share.
 pub(crate) struct Shared {
     pub(crate) url: Url,
@@ -493,12 +505,8 @@ impl Shared {
                 ctx.reject = Some(reject(format!("cannot drop the old version: {e}")));
                 return;
             }
-            st.len = None;
-            st.limit = None;
-            st.validator = None;
-            st.ranges_supported = None;
+            st.forget_version();
             st.headers_known = false;
-            st.restarts += 1;
         }
         drop(consumed);
         if ctx.ranged && !ctx.partial && ctx.start > 0 {
@@ -696,11 +704,7 @@ impl Shared {
             });
             return;
         }
-        st.len = None;
-        st.limit = None;
-        st.validator = None;
-        st.ranges_supported = None;
-        st.restarts += 1;
+        st.forget_version();
         drop(st);
         drop(consumed);
         self.wake();
