@@ -1006,6 +1006,68 @@ mod tests {
         );
     }
 
+    /// Stress: a reader reading (through `consume`) races a version change
+    /// at seeded random moments. The reader never sees bytes of two
+    /// versions: either it read v1 and the change failed the resource, or
+    /// it read nothing before and then only v2.
+    #[test]
+    fn a_version_change_racing_reads_never_mixes_versions() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let s = shared();
+            let mut first = first_fetch(&s);
+            (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+            let delay = next() % 2000;
+            let reader = {
+                let s = s.clone();
+                let spins = next() % 2000;
+                std::thread::spawn(move || {
+                    for _ in 0..spins {
+                        std::hint::spin_loop();
+                    }
+                    let mut seen = Vec::new();
+                    for _ in 0..50 {
+                        let mut buf = [0u8; 16];
+                        let n = s.consume(|| match s.storage.read_at(0, &mut buf) {
+                            Ok(n) => (n, n > 0),
+                            Err(_) => (0, false),
+                        });
+                        seen.extend_from_slice(&buf[..n]);
+                        std::thread::yield_now();
+                    }
+                    seen
+                })
+            };
+            feed(&mut first, &[1; 100]).unwrap();
+            for _ in 0..delay {
+                std::hint::spin_loop();
+            }
+            s.want(500);
+            let mut second = first_fetch(&s);
+            (second.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+            let wrote_v2 = feed(&mut second, &[2; 100]).is_ok();
+            let seen = reader.join().unwrap();
+            let v1 = seen.contains(&1);
+            let v2 = seen.contains(&2);
+            assert!(!(v1 && v2), "the reader saw both versions");
+            if v1 {
+                assert!(!wrote_v2, "v2 stored after v1 was read");
+                assert!(matches!(
+                    s.terminal(),
+                    Some(Terminal::Net(NetError::ResourceChanged { .. }))
+                ));
+            } else {
+                assert!(wrote_v2 && s.terminal().is_none() && s.restarts() == 1);
+            }
+        }
+    }
+
     #[test]
     fn generic_mimes() {
         assert!(is_generic_mime("application/octet-stream; x=y"));
