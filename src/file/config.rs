@@ -21,9 +21,13 @@ pub enum HttpFileStorage {
     #[default]
     Memory,
     /// A file at this path that acts as a cache: a complete file from an
-    /// earlier run opens with **no** network request; a partial one (it has
-    /// a `<path>.ranges` sidecar) resumes, fetching only the missing ranges.
-    /// One open stream per path at a time.
+    /// earlier run opens with **no** network request (unless
+    /// [`HttpFileConfig::revalidate`]); a partial one (it has a
+    /// `<path>.ranges` sidecar) resumes, fetching only the missing ranges of
+    /// the same version (`If-Range` with the recorded validator; another
+    /// version on the server starts the download over). A complete file's
+    /// validator is kept in `<path>.validator`. One open stream per path at
+    /// a time.
     File(PathBuf),
 }
 
@@ -162,8 +166,8 @@ impl HttpFileConfig {
     /// the same validator) keeps the file; a `200` of another version
     /// replaces it (the file is emptied and downloaded again, as a fresh
     /// open would). A cache without a stored validator is downloaded again.
-    /// When the check itself fails (no network, a 5xx), the cached file is
-    /// used as it is. A partial cache is unaffected: its resume already asks
+    /// When the check itself fails (no network, an error status), the cached
+    /// file is used as it is. A partial cache is unaffected: its resume already asks
     /// for the stored version only (`If-Range`).
     pub fn revalidate(mut self, revalidate: bool) -> Self {
         self.revalidate = revalidate;

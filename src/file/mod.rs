@@ -282,7 +282,8 @@ impl HttpFileSource {
     }
 
     /// `Some(false)` once the server answered a `Range` request with the
-    /// whole body, `Some(true)` once it honoured one, `None` before.
+    /// whole body (with the same validator) or said `Accept-Ranges: none`,
+    /// `Some(true)` once it honoured one, `None` before.
     pub fn ranges_supported(&self) -> Option<bool> {
         self.shared.ranges_supported()
     }

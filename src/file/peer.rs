@@ -509,7 +509,11 @@ impl Shared {
             st.headers_known = false;
         }
         drop(consumed);
-        if ctx.ranged && !ctx.partial && ctx.start > 0 {
+        let refuses_ranges = headers
+            .get(header::ACCEPT_RANGES)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"none"));
+        if (ctx.ranged && !ctx.partial && ctx.start > 0) || refuses_ranges {
+            // A 200 to a Range, or `Accept-Ranges: none` (RFC 9110 §14.3).
             st.ranges_supported = Some(false);
         } else if ctx.partial {
             st.ranges_supported = Some(true);
@@ -979,6 +983,19 @@ mod tests {
     /// A server that ignores Range (same validator): the bytes before the
     /// wanted offset are stored (only the missing ones), and from then on no
     /// seek cancels the one running fetch.
+    #[test]
+    fn accept_ranges_none_is_learned_from_the_first_answer() {
+        let s = shared();
+        let mut cmd = first_fetch(&s);
+        let token = cmd.cancel.clone().unwrap();
+        let mut h = answer(1000, None, "");
+        h.insert(header::ACCEPT_RANGES, "none".parse().unwrap());
+        (cmd.on_response.take().unwrap())(&h);
+        assert_eq!(s.ranges_supported(), Some(false));
+        s.want(900);
+        assert!(!token.is_cancelled(), "a far seek waits for the one pass");
+    }
+
     #[test]
     fn a_rangeless_pass_stores_missing_bytes_and_is_never_cancelled() {
         let s = shared();
