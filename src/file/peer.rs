@@ -475,7 +475,9 @@ impl Shared {
             .as_ref()
             .is_some_and(|o| !o.matches(headers) && (new.is_some() || !ctx.partial));
         let len_differs = matches!((st.len, total), (Some(l), Some(t)) if l != t);
-        if (differs || len_differs) && self.storage.next_gap(0, u64::MAX) != Some(0..u64::MAX) {
+        let changed =
+            (differs || len_differs) && self.storage.next_gap(0, u64::MAX) != Some(0..u64::MAX);
+        if changed {
             let error = match old.filter(|_| differs) {
                 Some(old) => NetError::ResourceChanged {
                     url: self.url.clone(),
@@ -512,8 +514,9 @@ impl Shared {
         let refuses_ranges = headers
             .get(header::ACCEPT_RANGES)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"none"));
-        if (ctx.ranged && !ctx.partial && ctx.start > 0) || refuses_ranges {
-            // A 200 to a Range, or `Accept-Ranges: none` (RFC 9110 §14.3).
+        // A 200 to a Range (not one that answers a failed `If-Range`), or
+        // `Accept-Ranges: none` (RFC 9110 §14.3).
+        if (ctx.ranged && !ctx.partial && ctx.start > 0 && !changed) || refuses_ranges {
             st.ranges_supported = Some(false);
         } else if ctx.partial {
             st.ranges_supported = Some(true);
@@ -945,6 +948,11 @@ mod tests {
         assert_eq!(s.restarts(), 1);
         assert!(!s.storage.contains_range(0..1), "old bytes dropped");
         assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
+        assert_eq!(
+            s.ranges_supported(),
+            None,
+            "a failed If-Range is not a range-less server"
+        );
         // The 200 body is the new version from byte 0: all of it is kept.
         feed(&mut next, &[2; 600]).unwrap();
         let mut buf = [0; 600];
