@@ -514,6 +514,11 @@ impl Shared {
         let refuses_ranges = headers
             .get(header::ACCEPT_RANGES)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"none"));
+        // A 200 streams from byte 0 and keeps what storage lacks: the fetch
+        // serves a reader anywhere from there (no re-aim behind its start).
+        if let Some(a) = st.active.as_mut().filter(|a| a.id == ctx.id) {
+            a.start = a.start.min(ctx.offset);
+        }
         // A 200 to a Range (not one that answers a failed `If-Range`), or
         // `Accept-Ranges: none` (RFC 9110 §14.3).
         if (ctx.ranged && !ctx.partial && ctx.start > 0 && !changed) || refuses_ranges {
