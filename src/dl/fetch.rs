@@ -22,7 +22,7 @@ use super::{FetchResponse, OnCompleteFn, OnResponseFn, ValidatorFn, WriterFn};
 use crate::cancel::{CancelGroup, CancelToken, Cancelled};
 use crate::net::{
     ByteStream, ContentRange, HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod,
-    TimeoutKind, TransportKind,
+    TimeoutKind, TransportKind, Validator,
 };
 use crate::rt::{self, BoxFuture, Spawn};
 
@@ -244,18 +244,23 @@ impl Request {
         &self.shared.cfg
     }
 
-    /// One attempt: send, wait for headers (request timeout, cut at
-    /// `limit` when given), judge the status (2xx only).
+    /// One attempt: send (adding `If-Range: if_range` when given), wait
+    /// for headers (request timeout, cut at `limit` when given), judge the
+    /// status (2xx only).
     async fn attempt(
         &self,
         range: Option<RangeSpec>,
         limit: Option<Instant>,
+        if_range: Option<&Validator>,
     ) -> Result<HttpResponse, NetError> {
         let mut req = match self.method {
             RequestMethod::Get => HttpRequest::get(self.url.clone()),
             RequestMethod::Head => HttpRequest::head(self.url.clone()),
         }
         .with_headers(&self.headers);
+        if let Some(v) = if_range.and_then(Validator::header_value) {
+            req.headers.insert(header::IF_RANGE, v);
+        }
         if let Some(r) = range {
             req = req.with_range(r);
         }
@@ -299,7 +304,7 @@ impl Request {
         let mut first_failure: Option<Instant> = None;
         let resp = loop {
             let limit = if answered { None } else { contact_limit };
-            let error = match self.attempt(self.range, limit).await {
+            let error = match self.attempt(self.range, limit, None).await {
                 Ok(resp) => break resp,
                 Err(e) => e,
             };
@@ -426,6 +431,11 @@ pub(crate) struct Reader {
     /// last byte): the retry budget counts from here.
     failing_since: Option<Instant>,
     done: bool,
+    /// The version a resume asks for: the command's `If-Range`, else the
+    /// first response's validator (sent as `If-Range` by the resume).
+    version: Option<Validator>,
+    /// Whether the command's own headers carry that `If-Range`.
+    own_if_range: bool,
 }
 
 impl Reader {
@@ -458,7 +468,18 @@ impl Reader {
             (0, content_length, content_length)
         };
         let watchdog = Watchdog::new(req.shared.cfg.inactivity_timeout);
+        let own = req
+            .headers
+            .get(header::IF_RANGE)
+            .and_then(|v| v.to_str().ok());
+        let version = match own {
+            Some(v) if v.starts_with('"') => Some(Validator::ETag(v.to_owned())),
+            Some(v) => Some(Validator::LastModified(v.to_owned())),
+            None => Validator::from_headers(headers),
+        };
         Ok(Self {
+            own_if_range: own.is_some(),
+            version,
             cancelled: req.cancel.cancelled(),
             watchdog,
             req,
@@ -605,7 +626,19 @@ impl Reader {
             .map(|e| e.saturating_sub(1))
             .or(self.req.range.and_then(|r| r.end()));
         let spec = RangeSpec::new(self.pos, last)?;
-        let resp = self.req.attempt(Some(spec), None).await?;
+        let if_range = self.version.as_ref().filter(|_| !self.own_if_range);
+        let resp = self.req.attempt(Some(spec), None, if_range).await?;
+        if let Some(old) = &self.version
+            && resp.status == StatusCode::OK
+            && !old.matches(&resp.headers)
+        {
+            // `If-Range` did not match: another version (RFC 9110 §13.1.5).
+            return Err(NetError::ResourceChanged {
+                url: url.clone(),
+                old: Box::new(old.clone()),
+                new: Validator::from_headers(&resp.headers).map(Box::new),
+            });
+        }
         if resp.status != StatusCode::PARTIAL_CONTENT {
             return Err(invalid(
                 url,

@@ -21,9 +21,13 @@ pub enum HttpFileStorage {
     #[default]
     Memory,
     /// A file at this path that acts as a cache: a complete file from an
-    /// earlier run opens with **no** network request; a partial one (it has
-    /// a `<path>.ranges` sidecar) resumes, fetching only the missing ranges.
-    /// One open stream per path at a time.
+    /// earlier run opens with **no** network request (unless
+    /// [`HttpFileConfig::revalidate`]); a partial one (it has a
+    /// `<path>.ranges` sidecar) resumes, fetching only the missing ranges of
+    /// the same version (`If-Range` with the recorded validator; another
+    /// version on the server starts the download over). A complete file's
+    /// validator is kept in `<path>.validator`. One open stream per path at
+    /// a time.
     File(PathBuf),
 }
 
@@ -51,6 +55,7 @@ pub struct HttpFileConfig {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
     pub(crate) reaim_window: u64,
+    pub(crate) revalidate: bool,
 }
 
 impl fmt::Debug for HttpFileConfig {
@@ -62,6 +67,7 @@ impl fmt::Debug for HttpFileConfig {
             .field("read_timeout", &self.read_timeout)
             .field("headers", &self.headers)
             .field("reaim_window", &self.reaim_window)
+            .field("revalidate", &self.revalidate)
             .finish()
     }
 }
@@ -87,6 +93,7 @@ impl HttpFileConfig {
             read_timeout: None,
             headers: HeaderMap::new(),
             reaim_window: DEFAULT_REAIM_WINDOW,
+            revalidate: false,
         }
     }
 
@@ -146,6 +153,24 @@ impl HttpFileConfig {
     /// at the reader.
     pub fn reaim_window(mut self, bytes: u64) -> Self {
         self.reaim_window = bytes;
+        self
+    }
+
+    /// Whether a complete cache file is checked with the server before it
+    /// is used (default `false`: a complete cache opens with **no** request,
+    /// which is what offline playback needs).
+    ///
+    /// With `true`, opening a complete cache sends one conditional `GET`
+    /// (`If-None-Match` with the stored `ETag`, else `If-Modified-Since`
+    /// with the stored `Last-Modified`): `304 Not Modified` (or a `200` with
+    /// the same validator) keeps the file; a `200` of another version
+    /// replaces it (the file is emptied and downloaded again, as a fresh
+    /// open would). A cache without a stored validator is downloaded again.
+    /// When the check itself fails (no network, an error status), the cached
+    /// file is used as it is. A partial cache is unaffected: its resume already asks
+    /// for the stored version only (`If-Range`).
+    pub fn revalidate(mut self, revalidate: bool) -> Self {
+        self.revalidate = revalidate;
         self
     }
 

@@ -19,12 +19,43 @@
 //! nothing is missing after the reader, the gaps before it are fetched, so
 //! the resource completes and is committed (a cache file loses its sidecar).
 //!
+//! # One version, never two
+//! The first response's validator is kept with the bytes (in memory, and in
+//! a cache file's sidecar): its strong `ETag`, else its `Last-Modified` (a
+//! weak `ETag` is never used; RFC 9110 §8.8, §13.1.5). Every request for a
+//! part of the resource carries it in `If-Range`: the peer's re-aims and gap
+//! fills, the downloader's mid-body resumes, a cache resume. An answer of
+//! another version (a `200` to the `If-Range`, a `206` or `200` with another
+//! validator, or another total length) is never spliced with stored bytes:
+//! - **before the reader got a byte** (a cache resume, or early in the
+//!   download): the stored bytes are dropped (a cache file is emptied) and
+//!   the download goes on with the new version;
+//!   [`version_restarts`](HttpFileSource::version_restarts) counts it;
+//! - **after**: the stream fails with
+//!   [`NetError::ResourceChanged`](crate::net::NetError::ResourceChanged)
+//!   (the URL and both validators), and storage is emptied so a cache file
+//!   claims no byte of the old version.
+//!
+//! Without any validator (a server that sends neither `ETag` nor
+//! `Last-Modified`) only a change of the total length is noticed: a new
+//! version of the **same length** cannot be told apart, and may be spliced.
+//! A cache written by an older release (sidecar version 1) has no
+//! validator either and is resumed with the same weaker check.
+//!
+//! A complete cache file opens with no request; with
+//! [`revalidate`](HttpFileConfig::revalidate) it is checked first with a
+//! conditional `GET` (`304` keeps it, another version replaces it).
+//!
 //! # Lying and broken servers
-//! - **200 to a `Range` request** (the server ignores ranges): the body is
-//!   the whole resource from byte 0; the bytes before the wanted offset are
-//!   skipped (not stored twice) and the rest is stored, so the reader gets
-//!   correct bytes. Once seen, re-aims ahead of the running fetch are
-//!   suppressed (a new fetch would restart at 0 and could only be slower).
+//! - **200 to a `Range` request** (the server ignores ranges; the same
+//!   validator): the body is the whole resource from byte 0; every byte
+//!   streaming past that storage lacks is stored, so the reader gets correct
+//!   bytes and the pass is not wasted. Once seen
+//!   ([`ranges_supported`](HttpFileSource::ranges_supported) is
+//!   `Some(false)`), a seek never cancels that one fetch: behind its
+//!   frontier the bytes are stored, ahead of it the reader waits for it (the
+//!   read timeout, if any, still applies). Random seeks cost about one
+//!   pass of the body, not one per seek.
 //! - A **`Content-Range` that does not match the request** (other start,
 //!   other end, another total length than the one already known) fails the
 //!   fetch with [`NetError::InvalidResponse`](crate::net::NetError) and the
@@ -151,7 +182,7 @@ impl HttpFileSource {
         // file's open, sidecar read and first sidecar sync must not run on
         // an executor thread). Without one (no backend feature), the storage
         // opens here, and only a complete cache can be read.
-        let downloader = match config.downloader {
+        let downloader = match config.downloader.clone() {
             Some(dl) => Ok(dl),
             None => crate::backends::default_downloader(),
         };
@@ -171,29 +202,40 @@ impl HttpFileSource {
             storage.set_offload(off.clone());
         }
         let timeline = Timeline::new();
-        let known_len = match opened {
-            Opened::Partial(known_len) => known_len,
-            Opened::Complete(len) => {
+        let (complete, mut known_len) = match opened {
+            Opened::Complete(_) if !config.revalidate => {
                 // A complete cache: no request.
-                let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
-                return Ok(Self {
-                    inner: StorageSource::with_timeline(storage, timeline),
-                    shared: Arc::new(shared),
-                    read_timeout: config.read_timeout,
-                    cancel,
-                    handle: None,
-                    reported: AtomicU64::new(0),
-                });
+                return Ok(Self::complete(config, storage, timeline, cancel));
             }
+            Opened::Complete(len) => (true, Some(len)),
+            Opened::Partial(known_len) => (false, known_len),
         };
         let downloader = downloader?;
+        if complete {
+            if still_fresh(&downloader, &config, &storage).await {
+                return Ok(Self::complete(config, storage, timeline, cancel));
+            }
+            // Another version on the server: start over (a truncate and a
+            // synced sidecar: on the blocking pool).
+            let st = storage.clone();
+            downloader
+                .offload()
+                .call(move || st.reset())
+                .await
+                .ok_or_else(|| {
+                    SourceError::other("the executor dropped the cache reset unrun")
+                })??;
+            known_len = None;
+        }
         let shared = Arc::new(Shared::new(
             config.url,
             config.headers,
             storage.clone(),
             timeline.clone(),
             config.reaim_window,
-            known_len,
+            // A partial cache's recorded length: a first answer of another
+            // length is another version.
+            known_len.or(storage.len_hint()),
             Some(downloader.offload()),
         ));
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
@@ -221,6 +263,25 @@ impl HttpFileSource {
                     futures::future::select(changed, gone).await;
                 }
             }
+        }
+    }
+
+    /// A source over a complete cache, with no downloader.
+    fn complete(
+        config: HttpFileConfig,
+        storage: StorageResource,
+        timeline: Timeline,
+        cancel: CancelToken,
+    ) -> Self {
+        let len = storage.len().unwrap_or_default();
+        let shared = Shared::complete(config.url, storage.clone(), timeline.clone(), len);
+        Self {
+            inner: StorageSource::with_timeline(storage, timeline),
+            shared: Arc::new(shared),
+            read_timeout: config.read_timeout,
+            cancel,
+            handle: None,
+            reported: AtomicU64::new(0),
         }
     }
 
@@ -267,9 +328,27 @@ impl HttpFileSource {
     }
 
     /// `Some(false)` once the server answered a `Range` request with the
-    /// whole body, `Some(true)` once it honoured one, `None` before.
+    /// whole body (with the same validator) or said `Accept-Ranges: none`,
+    /// `Some(true)` once it honoured one, `None` before.
     pub fn ranges_supported(&self) -> Option<bool> {
         self.shared.ranges_supported()
+    }
+
+    /// The validator (strong `ETag`, else `Last-Modified`) of the version
+    /// whose bytes are stored, or `None` when the server sent neither (then
+    /// only a change of length can be noticed; see the module docs).
+    pub fn validator(&self) -> Option<crate::net::Validator> {
+        self.shared.validator()
+    }
+
+    /// How many times the stored bytes were dropped because the resource
+    /// changed on the server before the reader had read any of them (a
+    /// cache resume, or a change early in the download); the download then
+    /// started over on the new version. Never counts down. A change after
+    /// the reader got bytes is not counted here: it fails the stream with
+    /// [`NetError::ResourceChanged`](crate::net::NetError::ResourceChanged).
+    pub fn version_restarts(&self) -> u64 {
+        self.shared.restarts()
     }
 
     /// Marks the timeline playing (the peer then reports
@@ -353,6 +432,39 @@ fn open_storage(
     Ok((storage, Opened::Partial(known_len)))
 }
 
+/// The opt-in revalidation of a complete cache (see
+/// [`HttpFileConfig::revalidate`]): one conditional `GET`; `true` keeps the
+/// file (`304`, the same validator, or the check failed), `false` replaces it
+/// (another version, or no stored validator to ask with).
+async fn still_fresh(
+    downloader: &crate::dl::Downloader,
+    config: &HttpFileConfig,
+    storage: &StorageResource,
+) -> bool {
+    let Some(validator) = storage.validator() else {
+        return false;
+    };
+    let Some(value) = validator.header_value() else {
+        return false;
+    };
+    // A peer with nothing to stream, only to run the one request.
+    let idle = Shared::complete(
+        config.url.clone(),
+        storage.clone(),
+        Timeline::new(),
+        storage.len().unwrap_or_default(),
+    );
+    let handle = downloader.register(Arc::new(FilePeer(Arc::new(idle))));
+    let cmd = crate::dl::FetchCmd::get(config.url.clone())
+        .headers(config.headers.clone())
+        .header(validator.if_changed_header(), value);
+    match handle.execute(cmd).await {
+        // Dropping the response closes its body unread.
+        Ok(resp) => validator.matches(&resp.headers),
+        Err(_) => true,
+    }
+}
+
 fn terminal_error(t: Terminal) -> SourceError {
     match t {
         Terminal::Net(crate::net::NetError::Cancelled) => SourceError::Cancelled,
@@ -385,7 +497,12 @@ impl Source for HttpFileSource {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> StreamResult<ReadOutcome> {
-        let r = self.inner.read_at(offset, buf);
+        let inner = &mut self.inner;
+        let r = self.shared.consume(|| {
+            let r = inner.read_at(offset, buf);
+            let gave = matches!(r, Ok(ReadOutcome::Bytes(_)));
+            (r, gave)
+        });
         self.map(r)
     }
 

@@ -12,7 +12,7 @@ use url::Url;
 use crate::cancel::{CancelToken, lock};
 use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
-use crate::net::{ContentRange, NetError, RangeSpec, header_u64};
+use crate::net::{ContentRange, NetError, RangeSpec, Validator, header_u64};
 use crate::offload::Offload;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
@@ -68,6 +68,22 @@ struct State {
     failure_gen: u64,
     /// Committed; nothing more to fetch.
     done: bool,
+    /// The validator of the version in storage (sent as `If-Range`).
+    validator: Option<Validator>,
+    /// Times the stored bytes were dropped for a new version of the resource.
+    restarts: u64,
+}
+
+impl State {
+    /// The stored version was dropped (storage reset): what was learned
+    /// about it goes too, and the restart is counted.
+    fn forget_version(&mut self) {
+        self.len = None;
+        self.limit = None;
+        self.validator = None;
+        self.ranges_supported = None;
+        self.restarts += 1;
+    }
 }
 
 /// What the source, the peer and the fetch callbacks share.
@@ -80,6 +96,10 @@ pub(crate) struct Shared {
     /// Where a cache file's commit (an `fdatasync`) runs: the downloader's
     /// blocking pool. `None` for a complete cache (nothing to commit).
     offload: Option<Offload>,
+    /// Whether the reader has been handed a byte. Held across each read and
+    /// across a version change, so a change never lands between the two
+    /// halves of a read (lock order: `consumed`, then `state`).
+    consumed: Mutex<bool>,
     state: Mutex<State>,
 }
 
@@ -115,6 +135,7 @@ impl Shared {
         len: Option<u64>,
         offload: Option<Offload>,
     ) -> Self {
+        let validator = storage.validator();
         Self {
             url,
             headers,
@@ -122,8 +143,10 @@ impl Shared {
             timeline,
             reaim_window,
             offload,
+            consumed: Mutex::new(false),
             state: Mutex::new(State {
                 len,
+                validator,
                 ..State::default()
             }),
         }
@@ -220,6 +243,24 @@ impl Shared {
         lock(&self.state).ranges_supported
     }
 
+    pub(crate) fn validator(&self) -> Option<Validator> {
+        lock(&self.state).validator.clone()
+    }
+
+    pub(crate) fn restarts(&self) -> u64 {
+        lock(&self.state).restarts
+    }
+
+    /// Runs a read of stored bytes for the reader; marks the resource
+    /// consumed when `read` returns `true` (it handed bytes over). A version
+    /// change waits for the read, so a read never sees two versions.
+    pub(crate) fn consume<T>(&self, read: impl FnOnce() -> (T, bool)) -> T {
+        let mut consumed = lock(&self.consumed);
+        let (out, gave) = read();
+        *consumed |= gave;
+        out
+    }
+
     /// The reader wants the byte at `pos`: re-aims the download there unless
     /// it is present, past the end, or about to arrive from the running
     /// fetch. Never blocks for long; wakes the peer through its waker.
@@ -243,10 +284,11 @@ impl Shared {
                 // or being stored; the window says how far ahead is worth
                 // waiting for.
                 let soon = pos >= a.start && pos <= f.saturating_add(self.reaim_window);
-                // Without Range support a new fetch restarts at byte 0:
-                // waiting for the running one is never slower.
-                let sequential = st.ranges_supported == Some(false) && pos >= f;
-                if within && (soon || sequential) {
+                // Without Range support a new fetch restarts at byte 0 and
+                // the running one streams the whole body, storing every
+                // missing byte: behind its frontier is stored, ahead comes
+                // in order. Never cancel it (one pass, not one per seek).
+                if st.ranges_supported == Some(false) || (within && soon) {
                     return;
                 }
                 st.active.take()
@@ -366,6 +408,9 @@ impl Shared {
         let start = gap.start;
         let end = (gap.end < limit).then_some(gap.end);
         let ranged = start > 0 || end.is_some();
+        // Every request for a part of the resource names the version it
+        // wants a part of (RFC 9110 §13.1.5).
+        let if_range = st.validator.clone().filter(|_| ranged);
         let id = st.next_id;
         st.next_id += 1;
         let token = CancelToken::new();
@@ -394,12 +439,16 @@ impl Shared {
             stored: 0,
             frontier,
             token: token.clone(),
+            if_range: if_range.clone(),
         }));
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
             .cancel(token)
             .priority(priority)
             .validator(reject_html_response);
+        if let Some(v) = if_range.as_ref().and_then(Validator::header_value) {
+            cmd = cmd.header(header::IF_RANGE, v);
+        }
         if ranged {
             match RangeSpec::new(start, end.map(|e| e - 1)) {
                 Ok(spec) => cmd = cmd.range(spec),
@@ -465,12 +514,70 @@ impl Shared {
             }
         };
         ctx.frontier.store(ctx.offset, Ordering::Release);
+        let new = Validator::from_headers(headers);
+        let consumed = lock(&self.consumed);
         let mut st = lock(&self.state);
-        if ctx.ranged && ctx.offset == 0 && ctx.start > 0 {
+        let old = ctx.if_range.clone().or_else(|| st.validator.clone());
+        // Another version: a validator that differs (a 206 without one says
+        // nothing), or another length.
+        let differs = old
+            .as_ref()
+            .is_some_and(|o| !o.matches(headers) && (new.is_some() || !ctx.partial));
+        let len_differs = matches!((st.len, total), (Some(l), Some(t)) if l != t);
+        let changed =
+            (differs || len_differs) && self.storage.next_gap(0, u64::MAX) != Some(0..u64::MAX);
+        if changed {
+            let error = match old.filter(|_| differs) {
+                Some(old) => NetError::ResourceChanged {
+                    url: self.url.clone(),
+                    old: Box::new(old),
+                    new: new.clone().map(Box::new),
+                },
+                None => reject(format!(
+                    "resource length changed: {} bytes now, {} before",
+                    total.unwrap_or_default(),
+                    st.len.unwrap_or_default()
+                )),
+            };
+            if *consumed {
+                // The reader has bytes of the old version: fail, and leave
+                // no stale range behind.
+                drop(st);
+                drop(consumed);
+                ctx.reject = Some(error.clone());
+                let _ = self.storage.reset();
+                self.fail(Terminal::Net(error));
+                return;
+            }
+            // Nothing read yet: drop the old version, go on with this one.
+            if let Err(e) = self.storage.reset() {
+                drop(st);
+                drop(consumed);
+                ctx.reject = Some(reject(format!("cannot drop the old version: {e}")));
+                return;
+            }
+            st.forget_version();
+            st.headers_known = false;
+        }
+        drop(consumed);
+        let refuses_ranges = headers
+            .get(header::ACCEPT_RANGES)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"none"));
+        // A 200 streams from byte 0 and keeps what storage lacks: the fetch
+        // serves a reader anywhere from there (no re-aim behind its start).
+        if let Some(a) = st.active.as_mut().filter(|a| a.id == ctx.id) {
+            a.start = a.start.min(ctx.offset);
+        }
+        // A 200 to a Range (not one that answers a failed `If-Range`), or
+        // `Accept-Ranges: none` (RFC 9110 §14.3).
+        if (ctx.ranged && !ctx.partial && ctx.start > 0 && !changed) || refuses_ranges {
             st.ranges_supported = Some(false);
-        } else if ctx.ranged {
+        } else if ctx.partial {
             st.ranges_supported = Some(true);
         }
+        // The version (validator and length) the stored bytes belong to,
+        // recorded with them when first learned.
+        let mut learned = false;
         if let Some(t) = total {
             match st.len {
                 Some(l) if l != t => {
@@ -484,8 +591,16 @@ impl Shared {
                 None => {
                     st.len = Some(t);
                     self.storage.set_len_hint(Some(t));
+                    learned = true;
                 }
             }
+        }
+        if st.validator.is_none() && new.is_some() {
+            st.validator = new;
+            learned = true;
+        }
+        if learned {
+            self.storage.set_validator(st.validator.clone());
         }
         if !st.headers_known {
             st.headers_known = true;
@@ -493,17 +608,19 @@ impl Shared {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            if let Some(ct) = ct.as_deref().filter(|c| !is_generic_mime(c)) {
-                st.media = MediaInfo::from_mime(ct);
-            }
+            st.media = ct
+                .as_deref()
+                .filter(|c| !is_generic_mime(c))
+                .and_then(MediaInfo::from_mime);
             st.content_type = ct;
         }
         drop(st);
         self.storage.notify_waiters();
     }
 
-    /// One body chunk: lands in storage at its offset (bytes before the
-    /// wanted start of a 200 answer are skipped).
+    /// One body chunk: the bytes storage lacks land at their offset (a 200
+    /// answer to a `Range` request streams from byte 0: the bytes before
+    /// the wanted start are kept too, so the pass is not wasted).
     fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
         let mut ctx = lock(ctx);
         if let Some(r) = &ctx.reject {
@@ -511,15 +628,18 @@ impl Shared {
         }
         let off = ctx.offset;
         let n = chunk.len() as u64;
-        let skip = usize::try_from(ctx.start.saturating_sub(off).min(n)).unwrap_or(chunk.len());
         // Before the write: the write wakes the reader, which must find the
         // frontier past the bytes it just saw arrive (else it re-aims).
         ctx.frontier.store(off + n, Ordering::Release);
-        if skip < chunk.len() {
+        let mut from = off;
+        while let Some(gap) = self.storage.next_gap(from, off + n) {
+            // Both ends lie within the chunk: `off <= gap < off + n`.
+            let (a, b) = ((gap.start - off) as usize, (gap.end - off) as usize);
             self.storage
-                .write_at(off + skip as u64, &chunk[skip..])
+                .write_at(gap.start, &chunk[a..b])
                 .map_err(io::Error::other)?;
-            ctx.stored += (chunk.len() - skip) as u64;
+            ctx.stored += gap.end - gap.start;
+            from = gap.end;
         }
         ctx.offset = off + n;
         self.timeline.set_download_position(ctx.offset);
@@ -552,6 +672,14 @@ impl Shared {
         };
         let rejected = reject.is_some();
         let error = reject.or_else(|| err.cloned());
+        if let Some(e @ NetError::ResourceChanged { .. }) = &error
+            && !rejected
+            && !stale
+        {
+            // A resume found another version (`dl` sent `If-Range`).
+            self.version_changed(id, e.clone());
+            return;
+        }
         let succeeded = error.is_none();
         let mut fatal = None;
         let mut transient = false;
@@ -616,6 +744,37 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The downloader found that the resource changed (a resume answered
+    /// `200` to its `If-Range`): with nothing read yet, the stored bytes are
+    /// dropped and the download starts over on the new version; otherwise
+    /// the resource fails with `error` (and storage is emptied).
+    fn version_changed(self: &Arc<Self>, id: u64, error: NetError) {
+        let consumed = lock(&self.consumed);
+        let mut st = lock(&self.state);
+        if st.active.as_ref().is_some_and(|a| a.id == id) {
+            st.active = None;
+        }
+        if st.done || st.error.is_some() || self.storage.cancel_token().is_cancelled() {
+            return;
+        }
+        let reset = self.storage.reset();
+        if *consumed || reset.is_err() {
+            drop(st);
+            drop(consumed);
+            self.fail(match reset {
+                Err(e) if !matches!(e, StorageError::Cancelled) => Terminal::Storage(e.to_string()),
+                _ => Terminal::Net(error),
+            });
+            return;
+        }
+        st.forget_version();
+        drop(st);
+        drop(consumed);
+        self.wake();
+    }
+}
+
 /// Per-fetch bookkeeping shared by its three callbacks.
 struct FetchCtx {
     id: u64,
@@ -629,10 +788,13 @@ struct FetchCtx {
     reject: Option<NetError>,
     /// The answer was a 206 (its end is the range's, not the resource's).
     partial: bool,
-    /// Bytes this fetch stored (skipped ones not counted): its progress.
+    /// Bytes this fetch stored (ones already present not counted): its
+    /// progress.
     stored: u64,
     frontier: Arc<AtomicU64>,
     token: CancelToken,
+    /// The validator the request sent in `If-Range`.
+    if_range: Option<Validator>,
 }
 
 /// The [`Peer`] of one `HttpFile`: one fetch at a time, aimed at the reader
@@ -776,6 +938,216 @@ mod tests {
             again.status(),
             crate::storage::ResourceStatus::Committed { final_len: 1000 }
         );
+    }
+
+    fn feed(cmd: &mut FetchCmd, data: &[u8]) -> io::Result<()> {
+        (cmd.writer.as_mut().unwrap())(bytes::Bytes::copy_from_slice(data))
+    }
+
+    fn first_fetch(s: &Arc<Shared>) -> FetchCmd {
+        let waker = futures::task::noop_waker();
+        let Poll::Ready(Some(mut cmds)) =
+            FilePeer(s.clone()).poll_next(&mut Context::from_waker(&waker))
+        else {
+            panic!("expected a fetch");
+        };
+        cmds.remove(0)
+    }
+
+    /// The headers of a `200` (whole body) or a `206` from `start`.
+    fn answer(len: u64, start: Option<u64>, etag: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, len.into());
+        if !etag.is_empty() {
+            h.insert(header::ETAG, etag.parse().unwrap());
+        }
+        if let Some(s) = start {
+            let cr = format!("bytes {s}-{}/{len}", len - 1);
+            h.insert(header::CONTENT_RANGE, cr.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn ranged_fetches_carry_if_range_with_the_first_strong_validator() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        assert!(first.headers.get(header::IF_RANGE).is_none());
+        // A weak tag is not kept; a strong one is.
+        (first.on_response.take().unwrap())(&answer(1000, None, "W/\"w\""));
+        assert_eq!(s.validator(), None);
+        s.want(500);
+        let mut next = first_fetch(&s);
+        assert!(
+            next.headers.get(header::IF_RANGE).is_none(),
+            "no validator yet"
+        );
+        (next.on_response.take().unwrap())(&answer(1000, Some(500), "\"v1\""));
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v1\"".into())));
+        assert_eq!(s.storage.validator(), s.validator());
+        s.want(900);
+        let cmd = first_fetch(&s);
+        assert_eq!(cmd.headers.get(header::IF_RANGE).unwrap(), "\"v1\"");
+        assert_eq!(cmd.range, Some(RangeSpec::from_start(900)));
+    }
+
+    /// A 200 of another version before the reader got a byte: the stored
+    /// bytes go, the download goes on with the new version.
+    #[test]
+    fn a_changed_version_before_any_read_restarts() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        feed(&mut first, &[1; 100]).unwrap();
+        s.want(500);
+        let mut next = first_fetch(&s);
+        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+        assert_eq!(s.restarts(), 1);
+        assert!(!s.storage.contains_range(0..1), "old bytes dropped");
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
+        assert_eq!(
+            s.ranges_supported(),
+            None,
+            "a failed If-Range is not a range-less server"
+        );
+        // The 200 body is the new version from byte 0: all of it is kept.
+        feed(&mut next, &[2; 600]).unwrap();
+        let mut buf = [0; 600];
+        assert_eq!(s.storage.read_at(0, &mut buf).unwrap(), 600);
+        assert_eq!(buf, [2; 600]);
+        assert!(s.terminal().is_none());
+    }
+
+    /// The same after the reader got bytes: a typed error, storage emptied.
+    #[test]
+    fn a_changed_version_after_a_read_fails_typed() {
+        let s = shared();
+        let mut first = first_fetch(&s);
+        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        feed(&mut first, &[1; 100]).unwrap();
+        let mut buf = [0; 10];
+        let n = s.consume(|| {
+            let n = s.storage.read_at(0, &mut buf).unwrap();
+            (n, n > 0)
+        });
+        assert_eq!(n, 10);
+        s.want(500);
+        let mut next = first_fetch(&s);
+        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+        assert!(feed(&mut next, &[2; 10]).is_err());
+        match s.terminal() {
+            Some(Terminal::Net(NetError::ResourceChanged { old, new, .. })) => {
+                assert_eq!(*old, Validator::ETag("\"v1\"".into()));
+                assert_eq!(new.map(|v| *v), Some(Validator::ETag("\"v2\"".into())));
+            }
+            other => panic!("expected ResourceChanged, got {other:?}"),
+        }
+        assert!(s.storage.available().is_empty(), "no stale range left");
+    }
+
+    /// A server that ignores Range (same validator): the bytes before the
+    /// wanted offset are stored (only the missing ones), and from then on no
+    /// seek cancels the one running fetch.
+    #[test]
+    fn accept_ranges_none_is_learned_from_the_first_answer() {
+        let s = shared();
+        let mut cmd = first_fetch(&s);
+        let token = cmd.cancel.clone().unwrap();
+        let mut h = answer(1000, None, "");
+        h.insert(header::ACCEPT_RANGES, "none".parse().unwrap());
+        (cmd.on_response.take().unwrap())(&h);
+        assert_eq!(s.ranges_supported(), Some(false));
+        s.want(900);
+        assert!(!token.is_cancelled(), "a far seek waits for the one pass");
+    }
+
+    #[test]
+    fn a_rangeless_pass_stores_missing_bytes_and_is_never_cancelled() {
+        let s = shared();
+        s.storage.write_at(100, &[9; 50]).unwrap();
+        s.want(500);
+        let mut cmd = first_fetch(&s);
+        let token = cmd.cancel.clone().unwrap();
+        (cmd.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        assert_eq!(s.ranges_supported(), Some(false));
+        feed(&mut cmd, &[1; 300]).unwrap();
+        assert!(s.storage.contains_range(0..300));
+        let mut buf = [0; 50];
+        s.storage.read_at(100, &mut buf).unwrap();
+        assert_eq!(buf, [9; 50], "present bytes not rewritten");
+        for pos in [950, 10, 299, 600, 0] {
+            s.want(pos);
+            assert!(!token.is_cancelled(), "cancelled by a seek to {pos}");
+        }
+        // No second pass is planned while this one runs.
+        let waker = futures::task::noop_waker();
+        assert!(
+            FilePeer(s.clone())
+                .poll_next(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+
+    /// Stress: a reader reading (through `consume`) races a version change
+    /// at seeded random moments. The reader never sees bytes of two
+    /// versions: either it read v1 and the change failed the resource, or
+    /// it read nothing before and then only v2.
+    #[test]
+    fn a_version_change_racing_reads_never_mixes_versions() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let s = shared();
+            let mut first = first_fetch(&s);
+            (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+            let delay = next() % 2000;
+            let reader = {
+                let s = s.clone();
+                let spins = next() % 2000;
+                std::thread::spawn(move || {
+                    for _ in 0..spins {
+                        std::hint::spin_loop();
+                    }
+                    let mut seen = Vec::new();
+                    for _ in 0..50 {
+                        let mut buf = [0u8; 16];
+                        let n = s.consume(|| match s.storage.read_at(0, &mut buf) {
+                            Ok(n) => (n, n > 0),
+                            Err(_) => (0, false),
+                        });
+                        seen.extend_from_slice(&buf[..n]);
+                        std::thread::yield_now();
+                    }
+                    seen
+                })
+            };
+            feed(&mut first, &[1; 100]).unwrap();
+            for _ in 0..delay {
+                std::hint::spin_loop();
+            }
+            s.want(500);
+            let mut second = first_fetch(&s);
+            (second.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+            let wrote_v2 = feed(&mut second, &[2; 100]).is_ok();
+            let seen = reader.join().unwrap();
+            let v1 = seen.contains(&1);
+            let v2 = seen.contains(&2);
+            assert!(!(v1 && v2), "the reader saw both versions");
+            if v1 {
+                assert!(!wrote_v2, "v2 stored after v1 was read");
+                assert!(matches!(
+                    s.terminal(),
+                    Some(Terminal::Net(NetError::ResourceChanged { .. }))
+                ));
+            } else {
+                assert!(wrote_v2 && s.terminal().is_none() && s.restarts() == 1);
+            }
+        }
     }
 
     #[test]

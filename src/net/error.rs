@@ -100,6 +100,21 @@ pub enum NetError {
         /// Last byte (inclusive).
         end: u64,
     },
+    /// The resource changed on the server after some of its bytes were
+    /// read: a request for a part of it (carrying `If-Range` with `old`) was
+    /// answered with another version (`new`: its validator, if it sent one).
+    /// The bytes read so far belong to the old version; nothing of the new
+    /// one was mixed in. Not retryable: open the stream again.
+    #[error("resource changed for {url}: {old} before, {} now", new.as_ref().map_or_else(|| "no validator".to_owned(), ToString::to_string))]
+    ResourceChanged {
+        /// The request's URL.
+        url: Url,
+        /// The validator of the version whose bytes were stored (boxed to
+        /// keep `NetError` small).
+        old: Box<crate::net::Validator>,
+        /// The validator of the version the server sends now, if any.
+        new: Option<Box<crate::net::Validator>>,
+    },
     /// The consumer of the body (a writer closure) failed.
     #[error("writer failed: {0}")]
     Writer(String),

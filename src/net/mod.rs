@@ -14,6 +14,7 @@ mod error;
 mod memory;
 mod range;
 mod retry;
+mod validator;
 
 use std::fmt;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ pub use error::{ERROR_BODY_EXCERPT, NetError, TimeoutKind, TransportKind, parse_
 pub use memory::{MemoryClient, MemoryResource, SeenRequest};
 pub use range::{ContentRange, ContentRangeError, RangeSpec};
 pub use retry::{DEFAULT_RETRY_BASE, DEFAULT_RETRY_BUDGET, DEFAULT_RETRY_CAP, RetryPolicy};
+pub use validator::Validator;
 
 /// A response body: a stream of chunks as they arrive from the network.
 ///

@@ -19,6 +19,7 @@ use super::file::{self, FileData};
 use super::memory::Pages;
 use super::{RangeSet, ResourceStatus, StorageError, StorageResult, WaitOutcome};
 use crate::cancel::{CancelHook, CancelToken, lock};
+use crate::net::Validator;
 use crate::offload::Offload;
 
 /// Suffix of the sidecar file that records the valid ranges of a partially
@@ -107,6 +108,8 @@ struct State {
     /// A commit's sync and sidecar update succeeded and nothing changed
     /// since: dropping the last handle has nothing left to record.
     on_disk: bool,
+    /// The validator of the version whose bytes are stored.
+    validator: Option<Validator>,
 }
 
 fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
@@ -216,6 +219,9 @@ impl StorageResource {
                 state.available = sc.ranges;
                 state.available.truncate(file_len);
                 state.committed = sc.committed;
+                state.len_hint = sc.version.length;
+                state.validator.clone_from(&sc.version.validator);
+                data.set_version(sc.version);
                 if let Some(l) = state.committed {
                     state.available.truncate(l);
                 }
@@ -223,6 +229,11 @@ impl StorageResource {
             None if file_len > 0 => {
                 state.available.insert(0..file_len);
                 state.committed = Some(file_len);
+                state.validator = file::load_validator(&path);
+                data.set_version(file::Version {
+                    validator: state.validator.clone(),
+                    length: Some(file_len),
+                });
             }
             None => data.start_first_sidecar()?,
         }
@@ -574,6 +585,67 @@ impl StorageResource {
     pub fn set_len_hint(&self, len: Option<u64>) {
         lock(&self.inner.state).len_hint = len;
         self.notify();
+    }
+
+    /// The validator (strong `ETag`, else `Last-Modified`) of the version
+    /// whose bytes are stored, as set by [`set_validator`](Self::set_validator)
+    /// or read from a cache file's sidecar. `None` when unknown (a server
+    /// that sent none, or a version 1 sidecar).
+    pub fn validator(&self) -> Option<Validator> {
+        lock(&self.inner.state).validator.clone()
+    }
+
+    /// Records the validator of the stored bytes' version, together with the
+    /// current [`len_hint`](Self::len_hint) as its length. A cache file
+    /// saves both with its ranges (at the next flush, fail, commit or drop),
+    /// so a later resume can ask for the same version only. Never blocks.
+    pub fn set_validator(&self, validator: Option<Validator>) {
+        let len = {
+            let mut st = lock(&self.inner.state);
+            st.validator.clone_from(&validator);
+            st.on_disk = false;
+            st.committed.or(st.len_hint)
+        };
+        if let Data::File(f) = &*read_data(&self.inner.data) {
+            f.set_version(file::Version {
+                validator,
+                length: len,
+            });
+        }
+    }
+
+    /// Forgets every stored byte (the resource changed on the server): no
+    /// range present, no validator, no length, active again; a file is
+    /// truncated to 0 and its sidecar rewritten empty (durably), so it never
+    /// claims bytes of the old version. Wakes waiters. Blocking file I/O.
+    ///
+    /// A write that raced the reset may land after it: callers stop their
+    /// writers of the old version first.
+    ///
+    /// Errors: [`Cancelled`](StorageError::Cancelled),
+    /// [`Failed`](StorageError::Failed), [`Io`](StorageError::Io).
+    pub fn reset(&self) -> StorageResult<()> {
+        let _p = lock(&self.inner.persist);
+        let data = write_data(&self.inner.data);
+        {
+            let mut st = lock(&self.inner.state);
+            self.health(&st)?;
+            st.available = RangeSet::new();
+            st.committed = None;
+            st.len_hint = None;
+            st.validator = None;
+            st.on_disk = false;
+        }
+        let res = match &*data {
+            Data::File(f) => f.reset(),
+            Data::Memory(pages) => {
+                pages.release_spare();
+                Ok(())
+            }
+        };
+        drop(data);
+        self.notify();
+        Ok(res?)
     }
 
     /// A snapshot of the lifecycle state (`Failed > Committed > Cancelled >

@@ -123,6 +123,8 @@ pub struct Faults {
     pub always: Option<Cut>,
     /// Extra response headers.
     pub extra_headers: Vec<(String, String)>,
+    /// Validators and version swaps (see [`Versions`]).
+    pub versions: Versions,
 }
 
 impl Resource {
@@ -231,6 +233,9 @@ pub struct RequestRecord {
     pub path: String,
     /// The `Range` header, if any.
     pub range: Option<String>,
+    /// The precondition headers sent (`if-range`, `if-none-match`,
+    /// `if-modified-since`), lowercase name and value, in that order.
+    pub preconditions: Vec<(String, String)>,
     /// The client's port (identifies the connection).
     pub client_port: u16,
 }
@@ -841,6 +846,7 @@ async fn handle(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let preconditions = read_preconditions(req.headers());
     // One update, so a waiter never sees the request in flight but unlogged.
     shared.update(|s| {
         s.in_flight += 1;
@@ -851,6 +857,7 @@ async fn handle(
             method: method.to_string(),
             path: path.clone(),
             range: range.clone(),
+            preconditions: preconditions.clone(),
             client_port: port,
         });
     });
@@ -868,6 +875,9 @@ async fn handle(
     let found = {
         let mut resources = lock(&shared.resources);
         resources.get_mut(&path).map(|r| {
+            if !is_head && let Some(next) = r.faults.versions.take_due() {
+                *r = next;
+            }
             let cut = if is_head {
                 Cut::Full
             } else {
@@ -888,10 +898,18 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
 
+    let versions = &faults.versions;
+    if resource.status.is_none()
+        && let Some(resp) = versions.not_modified(&preconditions)
+    {
+        return resp;
+    }
+    // A failed `If-Range` makes the `Range` ignored, as RFC 9110 says.
+    let ignore_range = faults.ignore_range || !versions.if_range_holds(&preconditions);
     let len = resource.body.len() as u64;
     let (status, slice) = match (resource.status, &range) {
         (Some(status), _) => (status, 0..len),
-        (None, Some(range)) if !faults.ignore_range => match interpret_range(range, len) {
+        (None, Some(range)) if !ignore_range => match interpret_range(range, len) {
             RangeAnswer::Full => (StatusCode::OK, 0..len),
             RangeAnswer::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
             RangeAnswer::Unsatisfiable => {
@@ -922,6 +940,7 @@ async fn handle(
     if !faults.chunked {
         builder = builder.header(header::CONTENT_LENGTH, slice.end - slice.start);
     }
+    builder = versions.add_headers(builder);
     for (name, value) in &faults.extra_headers {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
             builder = builder.header(name, hv(value));
@@ -1356,5 +1375,148 @@ impl Checksum {
             hash = (hash ^ u64::from(b)).wrapping_mul(Self::PRIME);
         }
         hash ^ self.len
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validators, conditional requests and version swaps (issue 10).
+// ---------------------------------------------------------------------------
+
+/// A resource's validators and how it changes: the server sends `ETag` and/or
+/// `Last-Modified` when set, honours `If-Range` (RFC 9110 §13.1.5: a strong
+/// comparison; on a mismatch the `Range` is ignored and the whole body is
+/// sent with `200`), and answers `304 Not Modified` to a matching
+/// `If-None-Match` (weak comparison, `*` matches) or, without it, to an
+/// `If-Modified-Since` equal to its `Last-Modified`.
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    /// The `ETag` to send (quotes included; `W/"..."` for a weak one).
+    pub etag: Option<String>,
+    /// The `Last-Modified` to send.
+    pub last_modified: Option<String>,
+    /// After this many more `GET`s, the resource becomes `next` (the
+    /// `GET` that finds the count at 0 is served by `next`).
+    pub swap_after: Option<(u64, Box<Resource>)>,
+}
+
+impl Versions {
+    /// Counts one `GET`; the next version once this one served its count.
+    fn take_due(&mut self) -> Option<Resource> {
+        match &mut self.swap_after {
+            Some((0, _)) => self.swap_after.take().map(|(_, next)| *next),
+            Some((n, _)) => {
+                *n -= 1;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn not_modified(&self, pre: &[(String, String)]) -> Option<Response<Body>> {
+        let get = |n: &str| pre.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let hit = match (get("if-none-match"), get("if-modified-since")) {
+            (Some(inm), _) => inm
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || self.etag.as_deref().is_some_and(|e| weak_eq(t, e))),
+            (None, Some(ims)) => self.last_modified.as_deref() == Some(ims.trim()),
+            (None, None) => false,
+        };
+        hit.then(|| {
+            let mut resp = Response::new(empty());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            let h = resp.headers_mut();
+            if let Some(e) = &self.etag {
+                h.insert(header::ETAG, hv(e));
+            }
+            if let Some(d) = &self.last_modified {
+                h.insert(header::LAST_MODIFIED, hv(d));
+            }
+            resp
+        })
+    }
+
+    /// Whether a `Range` may be honoured given the request's `If-Range`.
+    fn if_range_holds(&self, pre: &[(String, String)]) -> bool {
+        let Some((_, v)) = pre.iter().find(|(k, _)| k == "if-range") else {
+            return true;
+        };
+        let v = v.trim();
+        if v.starts_with('"') {
+            // Strong comparison: both strong and identical.
+            self.etag.as_deref() == Some(v)
+        } else if v.starts_with("W/") {
+            false
+        } else {
+            self.last_modified.as_deref() == Some(v)
+        }
+    }
+
+    fn add_headers(&self, mut b: hyper::http::response::Builder) -> hyper::http::response::Builder {
+        if let Some(e) = &self.etag {
+            b = b.header(header::ETAG, hv(e));
+        }
+        if let Some(d) = &self.last_modified {
+            b = b.header(header::LAST_MODIFIED, hv(d));
+        }
+        b
+    }
+}
+
+fn weak_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+fn read_preconditions(h: &hyper::HeaderMap) -> Vec<(String, String)> {
+    ["if-range", "if-none-match", "if-modified-since"]
+        .into_iter()
+        .filter_map(|n| {
+            h.get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (n.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+impl Resource {
+    /// Sends `ETag: tag` (quotes included, e.g. `"\"v1\""`).
+    pub fn etag(mut self, tag: &str) -> Self {
+        self.faults.versions.etag = Some(tag.to_owned());
+        self
+    }
+
+    /// Sends `Last-Modified: date`.
+    pub fn last_modified(mut self, date: &str) -> Self {
+        self.faults.versions.last_modified = Some(date.to_owned());
+        self
+    }
+
+    /// After `gets` `GET`s of this version, the path serves `next` (its own
+    /// body, validators and faults).
+    pub fn swap_after(mut self, gets: u64, next: Resource) -> Self {
+        self.faults.versions.swap_after = Some((gets, Box::new(next)));
+        self
+    }
+}
+
+impl TestServer {
+    /// Swaps the resource at `path` for another version now, keeping its
+    /// fault knobs (throttle, plan, ...): `body`, `etag` and `last_modified`
+    /// replace the old ones. Requests already answered keep streaming the
+    /// old body.
+    pub fn swap_version(
+        &self,
+        path: &str,
+        body: Bytes,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) {
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        let mut resources = lock(&self.shared.resources);
+        if let Some(r) = resources.get_mut(&format!("{slash}{path}")) {
+            r.body = body;
+            r.faults.versions.etag = etag.map(str::to_owned);
+            r.faults.versions.last_modified = last_modified.map(str::to_owned);
+        }
     }
 }
