@@ -14,14 +14,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder, DecoderOptions};
-use symphonia::core::errors::Error as DecodeError;
-use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
-use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
-use symphonia::core::units::Time;
+use symphonia_05::core::audio::SampleBuffer;
+use symphonia_05::core::codecs::{Decoder, DecoderOptions};
+use symphonia_05::core::errors::Error as DecodeError;
+use symphonia_05::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
+use symphonia_05::core::io::{MediaSource, MediaSourceStream};
+use symphonia_05::core::meta::MetadataOptions;
+use symphonia_05::core::probe::Hint;
+use symphonia_05::core::units::Time;
 
 use support::BoxError;
 
@@ -100,7 +100,7 @@ fn main() -> Result<(), BoxError> {
     let mss = MediaSourceStream::new(Box::new(StreamSource(stream)), Default::default());
     let mut hint = Hint::new();
     hint.with_extension("wav");
-    let probed = symphonia::default::get_probe().format(
+    let probed = symphonia_05::default::get_probe().format(
         &hint,
         mss,
         &FormatOptions::default(),
@@ -115,7 +115,8 @@ fn main() -> Result<(), BoxError> {
         params.sample_rate.unwrap_or(0),
         params.channels.map_or(0, |c| c.count())
     );
-    let mut decoder = symphonia::default::get_codecs().make(&params, &DecoderOptions::default())?;
+    let mut decoder =
+        symphonia_05::default::get_codecs().make(&params, &DecoderOptions::default())?;
     let check = |ts: u64, pcm: &[u8]| -> Result<(), BoxError> {
         let at = HEADER + ts as usize * FRAME;
         if wav.get(at..at + pcm.len()) != Some(pcm) {

@@ -3,7 +3,7 @@
 //! which: `reqwest::full_get`, `surf::full_get`, ...
 //!
 //! Every request talks to a loopback [`TestServer`] and is bounded in time.
-#![cfg(any(feature = "reqwest", feature = "surf"))]
+#![cfg(any(feature = "reqwest", feature = "smol-http", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -1,6 +1,7 @@
-//! `Stream<HttpFile>` as a symphonia `MediaSource` (feature `symphonia`):
-//! a WAV decoded while it downloads, every sample checked. No network.
-#![cfg(feature = "symphonia")]
+//! `Stream<HttpFile>` as a symphonia `MediaSource`, for symphonia 0.6
+//! (feature `symphonia`) and 0.5 (feature `symphonia-05`): a WAV decoded and
+//! seeked while it downloads, every sample checked. No network.
+#![cfg(any(feature = "symphonia", feature = "symphonia-05"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dl_common;
@@ -12,13 +13,10 @@ use dl_common::{PoolSpawn, block_on_timeout};
 use kithara_stream::dl::{Downloader, DownloaderConfig};
 use kithara_stream::net::{MemoryClient, MemoryResource};
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::DecoderOptions;
-use symphonia::core::errors::Error;
-use symphonia::core::formats::{FormatOptions, SeekMode, SeekTo};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
-use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
+
+const FRAMES: u32 = 40_000;
+/// Where the decoders seek to (in frames), well past what has arrived.
+const SEEK_TS: u64 = 30_000;
 
 /// A mono 16-bit PCM WAV of `frames` samples `i as i16`.
 fn wav(frames: u32) -> Vec<u8> {
@@ -42,14 +40,14 @@ fn wav(frames: u32) -> Vec<u8> {
     out
 }
 
-#[test]
-fn symphonia_decodes_and_seeks_a_stream() {
+/// A stream of a `FRAMES`-frame WAV, served in 1000-byte chunks from memory:
+/// the decoder reads, probes and seeks while the download runs.
+fn open_stream() -> Stream<HttpFile> {
     const URL: &str = "http://127.0.0.1/a.wav";
-    let frames = 40_000u32;
     let client = MemoryClient::new();
     client.insert_resource(
         URL,
-        MemoryResource::new(wav(frames))
+        MemoryResource::new(wav(FRAMES))
             .content_type("audio/wav")
             .chunk_size(1000),
     );
@@ -59,15 +57,101 @@ fn symphonia_decodes_and_seeks_a_stream() {
         .unwrap()
         .downloader(dl)
         .read_timeout(Some(Duration::from_secs(20)));
-    let stream = block_on_timeout(Duration::from_secs(20), Stream::<HttpFile>::new(cfg)).unwrap();
-    assert!(stream.is_seekable());
-    assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(frames)));
+    block_on_timeout(Duration::from_secs(20), Stream::<HttpFile>::new(cfg)).unwrap()
+}
 
-    let decoded = std::thread::spawn(move || {
+/// Runs `decode` on a plain thread (reads block) and checks what it saw:
+/// `(first timestamp after the seek, samples decoded from there)`.
+fn check(decode: impl FnOnce() -> (u64, u64) + Send + 'static) {
+    let (seeked_to, got) = std::thread::spawn(decode).join().unwrap();
+    assert!(seeked_to <= SEEK_TS, "seeked to {seeked_to}");
+    assert_eq!(
+        seeked_to + got,
+        u64::from(FRAMES),
+        "every sample after the seek"
+    );
+}
+
+/// symphonia 0.6.
+#[cfg(feature = "symphonia")]
+#[test]
+fn symphonia_06_decodes_and_seeks_a_stream() {
+    use symphonia::core::codecs::audio::AudioDecoderOptions;
+    use symphonia::core::formats::probe::Hint;
+    use symphonia::core::formats::{FormatOptions, SeekMode, SeekTo, TrackType};
+    use symphonia::core::io::{MediaSource, MediaSourceStream};
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::units::Timestamp;
+
+    let stream = open_stream();
+    assert!(stream.is_seekable());
+    assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(FRAMES)));
+    check(move || {
         let mss = MediaSourceStream::new(Box::new(stream), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("wav");
-        let probed = symphonia::default::get_probe()
+        let mut format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .unwrap();
+        let track = format.default_track(TrackType::Audio).unwrap().clone();
+        let params = track.codec_params.as_ref().unwrap().audio().unwrap();
+        let mut decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .unwrap();
+        let ts = Timestamp::new(SEEK_TS as i64);
+        let seeked = format
+            .seek(
+                SeekMode::Accurate,
+                SeekTo::Timestamp {
+                    ts,
+                    track_id: track.id,
+                },
+            )
+            .unwrap();
+        decoder.reset();
+        let first = seeked.actual_ts.get() as u64;
+        let (mut next, mut got) = (first, 0u64);
+        let mut samples: Vec<i16> = Vec::new();
+        while let Some(packet) = format.next_packet().unwrap() {
+            let buf = decoder.decode(&packet).unwrap();
+            buf.copy_to_vec_interleaved(&mut samples);
+            let pts = packet.pts.get() as u64;
+            assert_eq!(pts, next);
+            for (k, s) in samples.iter().enumerate() {
+                assert_eq!(*s, (pts + k as u64) as i16);
+            }
+            next += samples.len() as u64;
+            got += samples.len() as u64;
+        }
+        (first, got)
+    });
+}
+
+/// symphonia 0.5.
+#[cfg(feature = "symphonia-05")]
+#[test]
+fn symphonia_05_decodes_and_seeks_a_stream() {
+    use symphonia_05::core::audio::SampleBuffer;
+    use symphonia_05::core::codecs::DecoderOptions;
+    use symphonia_05::core::errors::Error;
+    use symphonia_05::core::formats::{FormatOptions, SeekMode, SeekTo};
+    use symphonia_05::core::io::{MediaSource, MediaSourceStream};
+    use symphonia_05::core::meta::MetadataOptions;
+    use symphonia_05::core::probe::Hint;
+
+    let stream = open_stream();
+    assert!(stream.is_seekable());
+    assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(FRAMES)));
+    check(move || {
+        let mss = MediaSourceStream::new(Box::new(stream), Default::default());
+        let mut hint = Hint::new();
+        hint.with_extension("wav");
+        let probed = symphonia_05::default::get_probe()
             .format(
                 &hint,
                 mss,
@@ -77,21 +161,20 @@ fn symphonia_decodes_and_seeks_a_stream() {
             .unwrap();
         let mut format = probed.format;
         let track = format.default_track().unwrap().clone();
-        let mut decoder = symphonia::default::get_codecs()
+        let mut decoder = symphonia_05::default::get_codecs()
             .make(&track.codec_params, &DecoderOptions::default())
             .unwrap();
         let seeked = format
             .seek(
                 SeekMode::Accurate,
                 SeekTo::TimeStamp {
-                    ts: 30_000,
+                    ts: SEEK_TS,
                     track_id: track.id,
                 },
             )
             .unwrap();
         decoder.reset();
-        let mut next = seeked.actual_ts;
-        let mut got = 0u64;
+        let (mut next, mut got) = (seeked.actual_ts, 0u64);
         loop {
             let packet = match format.next_packet() {
                 Ok(p) => p,
@@ -109,9 +192,5 @@ fn symphonia_decodes_and_seeks_a_stream() {
             got += samples.samples().len() as u64;
         }
         (seeked.actual_ts, got)
-    })
-    .join()
-    .unwrap();
-    assert!(decoded.0 <= 30_000);
-    assert_eq!(decoded.0 + decoded.1, u64::from(frames));
+    });
 }
