@@ -528,7 +528,10 @@ impl Body {
                 }
                 Framing::Chunked(Some(0)) => {
                     // The CRLF after a chunk's data.
-                    self.line().await?;
+                    if !self.line().await?.is_empty() {
+                        self.conn = None;
+                        return Err(body_err(&self.url, "chunk data longer than its size"));
+                    }
                     self.framing = Framing::Chunked(None);
                 }
                 Framing::Chunked(Some(left)) => {
