@@ -10,8 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dl_common::{PoolSpawn, block_on_timeout};
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::channel::oneshot;
+use futures::future::Shared;
 use kithara_stream::dl::{Downloader, DownloaderConfig};
-use kithara_stream::net::{MemoryClient, MemoryResource};
+use kithara_stream::net::{
+    HttpClient, HttpRequest, HttpResponse, MemoryClient, MemoryResource, NetError,
+};
+use kithara_stream::rt::BoxFuture;
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
 const FRAMES: u32 = 40_000;
@@ -40,30 +47,88 @@ fn wav(frames: u32) -> Vec<u8> {
     out
 }
 
-/// A stream of a `FRAMES`-frame WAV, served in 1000-byte chunks from memory:
-/// the decoder reads, probes and seeks while the download runs.
-fn open_stream() -> Stream<HttpFile> {
+/// Holds every response body after its first `HOLD` bytes until `open`
+/// fires: the decoder starts on a stream whatever the machine's load.
+struct Gate {
+    inner: MemoryClient,
+    open: Shared<oneshot::Receiver<()>>,
+}
+
+/// Body bytes let through before the gate opens.
+const HOLD: usize = 4000;
+
+impl HttpClient for Gate {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let response = self.inner.send(request).await?;
+            let open = self.open.clone();
+            let mut seen = 0;
+            let body = response.body.then(move |chunk| {
+                let wait = seen >= HOLD;
+                seen += chunk.as_ref().map_or(0, |c| c.len());
+                let open = open.clone();
+                async move {
+                    if wait {
+                        let _ = open.await;
+                    }
+                    chunk
+                }
+            });
+            Ok(HttpResponse::new(
+                response.status,
+                response.headers,
+                Box::pin(body),
+            ))
+        })
+    }
+}
+
+/// A stream of a `FRAMES`-frame WAV, served in 1000-byte chunks from memory,
+/// its download held after [`HOLD`] bytes until the returned sender is
+/// dropped or fired.
+fn open_stream() -> (Stream<HttpFile>, oneshot::Sender<()>) {
     const URL: &str = "http://127.0.0.1/a.wav";
-    let client = MemoryClient::new();
-    client.insert_resource(
+    let inner = MemoryClient::new();
+    inner.insert_resource(
         URL,
         MemoryResource::new(wav(FRAMES))
             .content_type("audio/wav")
             .chunk_size(1000),
     );
+    let (release, open) = oneshot::channel();
+    let client = Gate {
+        inner,
+        open: open.shared(),
+    };
     let spawn = PoolSpawn::new();
     let dl = Downloader::new(DownloaderConfig::new(Arc::new(spawn), Arc::new(client)));
     let cfg = HttpFileConfig::new(URL)
         .unwrap()
         .downloader(dl)
         .read_timeout(Some(Duration::from_secs(20)));
-    block_on_timeout(Duration::from_secs(20), Stream::<HttpFile>::new(cfg)).unwrap()
+    let stream = block_on_timeout(Duration::from_secs(20), Stream::<HttpFile>::new(cfg)).unwrap();
+    (stream, release)
 }
 
-/// Runs `decode` on a plain thread (reads block) and checks what it saw:
+/// Starts `decode` on a plain thread (reads block) while the download is
+/// held, then lets the download go on, and checks what the decoder saw:
 /// `(first timestamp after the seek, samples decoded from there)`.
-fn check(decode: impl FnOnce() -> (u64, u64) + Send + 'static) {
-    let (seeked_to, got) = std::thread::spawn(decode).join().unwrap();
+fn check(
+    stream: Stream<HttpFile>,
+    release: oneshot::Sender<()>,
+    decode: impl FnOnce(Stream<HttpFile>) -> (u64, u64) + Send + 'static,
+) {
+    let storage = stream.source().storage().clone();
+    let total = 44 + 2 * u64::from(FRAMES);
+    assert!(storage.available().covered_len() <= HOLD as u64);
+    let decoder = std::thread::spawn(move || decode(stream));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        storage.available().covered_len() < total,
+        "the decoder started before the download ended"
+    );
+    let _ = release.send(());
+    let (seeked_to, got) = decoder.join().unwrap();
     assert!(seeked_to <= SEEK_TS, "seeked to {seeked_to}");
     assert_eq!(
         seeked_to + got,
@@ -83,10 +148,10 @@ fn symphonia_06_decodes_and_seeks_a_stream() {
     use symphonia::core::meta::MetadataOptions;
     use symphonia::core::units::Timestamp;
 
-    let stream = open_stream();
+    let (stream, release) = open_stream();
     assert!(stream.is_seekable());
     assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(FRAMES)));
-    check(move || {
+    check(stream, release, |stream| {
         let mss = MediaSourceStream::new(Box::new(stream), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("wav");
@@ -144,10 +209,10 @@ fn symphonia_05_decodes_and_seeks_a_stream() {
     use symphonia_05::core::meta::MetadataOptions;
     use symphonia_05::core::probe::Hint;
 
-    let stream = open_stream();
+    let (stream, release) = open_stream();
     assert!(stream.is_seekable());
     assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(FRAMES)));
-    check(move || {
+    check(stream, release, |stream| {
         let mss = MediaSourceStream::new(Box::new(stream), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("wav");
