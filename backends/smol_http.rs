@@ -250,7 +250,7 @@ impl HttpClient for SmolHttpClient {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
         Box::pin(async move {
             let mut request = request;
-            for _ in 0..MAX_REDIRECTS {
+            for _ in 0..=MAX_REDIRECTS {
                 let response = self.send_once(&request).await?;
                 let Some(next) = redirect_target(&request.url, &response) else {
                     return Ok(response);

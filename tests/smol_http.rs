@@ -72,7 +72,11 @@ fn a_redirect_loop_is_a_typed_error() {
         }
         other => panic!("expected a redirect error, got {other:?}"),
     }
-    assert_eq!(server.stats().requests_for("/loop"), 10);
+    assert_eq!(
+        server.stats().requests_for("/loop"),
+        11,
+        "the first request and 10 redirects"
+    );
 }
 
 #[test]
