@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kithara_stream::backends::smol::SmolRuntime;
@@ -130,4 +131,113 @@ fn a_pooled_connection_closed_by_the_server_is_replaced() {
     let (_, second) = run(get(&client, HttpRequest::get(url))).unwrap();
     assert_eq!(second, b"ok");
     server.join().unwrap();
+}
+
+/// A loopback TLS server (futures-rustls, a self-signed certificate for
+/// `localhost`) that accepts up to `connections` connections and answers
+/// up to `requests` GETs on them, then ends; returns its port, the
+/// certificate, and the thread, which yields the connections it accepted.
+fn tls_server(
+    connections: usize,
+    requests: usize,
+) -> (
+    u16,
+    rustls::pki_types::CertificateDer<'static>,
+    std::thread::JoinHandle<usize>,
+) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = key.cert.der().clone();
+    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], private)
+        .unwrap();
+    let acceptor = futures_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = smol::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let serve = async {
+            let (mut answered, mut accepted) = (0, 0);
+            while answered < requests && accepted < connections {
+                let (tcp, _) = listener.accept().await.unwrap();
+                accepted += 1;
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue; // a client that rejected the certificate
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while answered < requests && tls.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                    if head.ends_with(b"\r\n\r\n") {
+                        head.clear();
+                        tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                            .await
+                            .unwrap();
+                        tls.flush().await.unwrap();
+                        answered += 1;
+                    }
+                }
+            }
+            accepted
+        };
+        smol::block_on(kithara_stream::rt::timeout(
+            &SmolRuntime::global(),
+            LIMIT,
+            serve,
+        ))
+        .expect("the TLS server finished in time")
+    });
+    (port, cert, server)
+}
+
+#[test]
+fn https_through_rustls_reuses_its_connection() {
+    let (port, cert, server) = tls_server(2, 2);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = SmolHttpClient::with_tls_config(Arc::new(config));
+    let url = kithara_stream::url::Url::parse(&format!("https://localhost:{port}/x")).unwrap();
+    for _ in 0..2 {
+        let (status, body) = run(get(&client, HttpRequest::get(url.clone()))).unwrap();
+        assert_eq!((status, &body[..]), (200, &b"hello"[..]));
+    }
+    assert_eq!(
+        server.join().unwrap(),
+        1,
+        "both requests on one TLS connection"
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_connect_error() {
+    let (port, _cert, server) = tls_server(1, 1);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let client = SmolHttpClient::with_tls_config(Arc::new(config));
+    let url = kithara_stream::url::Url::parse(&format!("https://localhost:{port}/x")).unwrap();
+    match run(client.send(HttpRequest::get(url.clone()))) {
+        Err(NetError::Transport {
+            kind: TransportKind::Connect,
+            message,
+            ..
+        }) => {
+            assert!(message.to_lowercase().contains("certificate"), "{message}");
+        }
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    assert_eq!(server.join().unwrap(), 1);
 }
