@@ -52,7 +52,8 @@ const MAX_REDIRECTS: usize = 10;
 /// - Follows up to 10 redirects (`Location`), dropping `Authorization` and
 ///   `Cookie` when the origin changes.
 /// - No proxy support, no HTTP/2, no decompression (offsets address the
-///   bytes on the wire, as the seam requires).
+///   bytes on the wire, as the seam requires); a URL's `user:password@` is
+///   not turned into an `Authorization` header (set the header yourself).
 ///
 /// Clones share the pool. It needs no particular executor: the sockets are
 /// smol's (async-io's reactor), name resolution runs on smol's blocking pool.
