@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use url::Url;
 
 use crate::net::{HttpClient, HttpRequest, HttpResponse, NetError, TransportKind};
+use crate::rt::BoxFuture;
 
 /// An [`HttpClient`] backed by a `surf::Client`.
 ///
@@ -84,86 +85,87 @@ fn map_err(url: &Url, err: &::surf::Error, default: TransportKind) -> NetError {
     NetError::transport(kind, url.clone(), source)
 }
 
-#[async_trait::async_trait]
 impl HttpClient for SurfClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let url = request.url;
-        let method = match request.method {
-            crate::net::RequestMethod::Get => ::surf::http::Method::Get,
-            crate::net::RequestMethod::Head => ::surf::http::Method::Head,
-        };
-        let mut req = ::surf::Request::new(method, url.clone());
-        for (name, value) in &request.headers {
-            if let Ok(v) = value.to_str() {
-                req.append_header(name.as_str(), v);
-            }
-        }
-        let mut response = self
-            .client
-            .send(req)
-            .await
-            .map_err(|e| map_err(&url, &e, TransportKind::Request))?;
-        let status = StatusCode::from_u16(response.status().into()).map_err(|_| {
-            NetError::InvalidResponse {
-                url: url.clone(),
-                reason: format!("invalid status code {}", u16::from(response.status())),
-            }
-        })?;
-        let mut headers = HeaderMap::new();
-        for (name, values) in response.iter() {
-            let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) else {
-                continue;
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let url = request.url;
+            let method = match request.method {
+                crate::net::RequestMethod::Get => ::surf::http::Method::Get,
+                crate::net::RequestMethod::Head => ::surf::http::Method::Head,
             };
-            for value in values {
-                if let Ok(v) = HeaderValue::from_str(value.as_str()) {
-                    headers.append(name.clone(), v);
+            let mut req = ::surf::Request::new(method, url.clone());
+            for (name, value) in &request.headers {
+                if let Ok(v) = value.to_str() {
+                    req.append_header(name.as_str(), v);
                 }
             }
-        }
-        if request.method == crate::net::RequestMethod::Head {
-            // No body follows a HEAD response, whatever Content-Length says.
-            drop(response.take_body());
-            return Ok(HttpResponse::new(
-                status,
-                headers,
-                Box::pin(futures::stream::empty()),
-            ));
-        }
-        let expected = crate::net::header_u64(&headers, http::header::CONTENT_LENGTH);
-        let body = response.take_body().into_reader();
-        // Read straight into chunk buffers of up to `READ_CHUNK` bytes:
-        // async-h1 hands a large read past its 8 KiB buffer, so each chunk
-        // is one copy from the socket (no `fill_buf` + copy), and chunks are
-        // as large as the socket has ready, so there are far fewer of them
-        // (writer calls, storage notifications, reader wake-ups) downstream.
-        let state = (body, url, 0u64, BytesMut::new());
-        let stream = futures::stream::try_unfold(
-            state,
-            move |(mut body, url, mut got, mut spare)| async move {
-                if spare.len() < READ_CHUNK {
-                    spare = BytesMut::zeroed(READ_BLOCK);
+            let mut response = self
+                .client
+                .send(req)
+                .await
+                .map_err(|e| map_err(&url, &e, TransportKind::Request))?;
+            let status = StatusCode::from_u16(response.status().into()).map_err(|_| {
+                NetError::InvalidResponse {
+                    url: url.clone(),
+                    reason: format!("invalid status code {}", u16::from(response.status())),
                 }
-                let n = body
-                    .read(&mut spare[..READ_CHUNK])
-                    .await
-                    .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
-                if n == 0 {
-                    if let Some(expected) = expected.filter(|&e| got < e) {
-                        return Err(NetError::Transport {
-                            kind: TransportKind::Body,
-                            url,
-                            message: format!(
-                                "connection closed after {got} of {expected} body bytes"
-                            ),
-                        });
+            })?;
+            let mut headers = HeaderMap::new();
+            for (name, values) in response.iter() {
+                let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) else {
+                    continue;
+                };
+                for value in values {
+                    if let Ok(v) = HeaderValue::from_str(value.as_str()) {
+                        headers.append(name.clone(), v);
                     }
-                    return Ok(None);
                 }
-                let chunk = spare.split_to(n).freeze();
-                got += n as u64;
-                Ok(Some((chunk, (body, url, got, spare))))
-            },
-        );
-        Ok(HttpResponse::new(status, headers, Box::pin(stream)))
+            }
+            if request.method == crate::net::RequestMethod::Head {
+                // No body follows a HEAD response, whatever Content-Length says.
+                drop(response.take_body());
+                return Ok(HttpResponse::new(
+                    status,
+                    headers,
+                    Box::pin(futures::stream::empty()),
+                ));
+            }
+            let expected = crate::net::header_u64(&headers, http::header::CONTENT_LENGTH);
+            let body = response.take_body().into_reader();
+            // Read straight into chunk buffers of up to `READ_CHUNK` bytes:
+            // async-h1 hands a large read past its 8 KiB buffer, so each chunk
+            // is one copy from the socket (no `fill_buf` + copy), and chunks are
+            // as large as the socket has ready, so there are far fewer of them
+            // (writer calls, storage notifications, reader wake-ups) downstream.
+            let state = (body, url, 0u64, BytesMut::new());
+            let stream = futures::stream::try_unfold(
+                state,
+                move |(mut body, url, mut got, mut spare)| async move {
+                    if spare.len() < READ_CHUNK {
+                        spare = BytesMut::zeroed(READ_BLOCK);
+                    }
+                    let n = body
+                        .read(&mut spare[..READ_CHUNK])
+                        .await
+                        .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
+                    if n == 0 {
+                        if let Some(expected) = expected.filter(|&e| got < e) {
+                            return Err(NetError::Transport {
+                                kind: TransportKind::Body,
+                                url,
+                                message: format!(
+                                    "connection closed after {got} of {expected} body bytes"
+                                ),
+                            });
+                        }
+                        return Ok(None);
+                    }
+                    let chunk = spare.split_to(n).freeze();
+                    got += n as u64;
+                    Ok(Some((chunk, (body, url, got, spare))))
+                },
+            );
+            Ok(HttpResponse::new(status, headers, Box::pin(stream)))
+        })
     }
 }

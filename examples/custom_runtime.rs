@@ -148,25 +148,26 @@ impl Spawn for PoolSpawn {
 /// Logs each request (method, URL, Range) and its status, then delegates.
 struct LoggingClient<C>(C);
 
-#[async_trait::async_trait]
 impl<C: HttpClient> HttpClient for LoggingClient<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let line = format!(
-            "{} {} {}",
-            request.method,
-            request.url,
-            request
-                .headers
-                .get(http::header::RANGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("(whole)")
-        );
-        let resp = self.0.send(request).await;
-        match &resp {
-            Ok(r) => println!("[http] {line} -> {}", r.status),
-            Err(e) => println!("[http] {line} -> {e}"),
-        }
-        resp
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let line = format!(
+                "{} {} {}",
+                request.method,
+                request.url,
+                request
+                    .headers
+                    .get(http::header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("(whole)")
+            );
+            let resp = self.0.send(request).await;
+            match &resp {
+                Ok(r) => println!("[http] {line} -> {}", r.status),
+                Err(e) => println!("[http] {line} -> {e}"),
+            }
+            resp
+        })
     }
 }
 

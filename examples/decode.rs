@@ -10,72 +10,38 @@
 
 mod support;
 
-use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder, DecoderOptions};
-use symphonia::core::errors::Error as DecodeError;
-use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
+use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
-use symphonia::core::units::Time;
+use symphonia::core::units::{Time, Timestamp};
 
 use support::BoxError;
 
-/// symphonia reads any `Read + Seek + Send + Sync` that says whether it can
-/// seek and how long it is. (With the crate's `symphonia` feature,
-/// `Stream<T>` is such a `MediaSource` itself; this wrapper shows what it
-/// takes without the feature.)
-struct StreamSource(Stream<HttpFile>);
-
-impl Read for StreamSource {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Seek for StreamSource {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl MediaSource for StreamSource {
-    fn is_seekable(&self) -> bool {
-        true
-    }
-    fn byte_len(&self) -> Option<u64> {
-        self.0.len()
-    }
-}
-
 /// Decodes the next packet of `track` as interleaved little-endian i16
-/// bytes; `None` at the end of the stream.
+/// bytes, with its first frame's timestamp; `None` at the end of the stream.
 fn next_pcm(
     format: &mut dyn FormatReader,
-    decoder: &mut dyn Decoder,
+    decoder: &mut dyn AudioDecoder,
     track: u32,
 ) -> Result<Option<(u64, Vec<u8>)>, BoxError> {
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if packet.track_id() != track {
+    let mut samples: Vec<i16> = Vec::new();
+    while let Some(packet) = format.next_packet()? {
+        if packet.track_id != track {
             continue;
         }
-        let decoded = decoder.decode(&packet)?;
-        let mut buf = SampleBuffer::<i16>::new(decoded.capacity() as u64, *decoded.spec());
-        buf.copy_interleaved_ref(decoded);
-        let bytes = buf.samples().iter().flat_map(|s| s.to_le_bytes()).collect();
-        return Ok(Some((packet.ts(), bytes)));
+        decoder
+            .decode(&packet)?
+            .copy_to_vec_interleaved(&mut samples);
+        let bytes = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let ts = u64::try_from(packet.pts.get())?;
+        return Ok(Some((ts, bytes)));
     }
+    Ok(None)
 }
 
 fn main() -> Result<(), BoxError> {
@@ -97,25 +63,34 @@ fn main() -> Result<(), BoxError> {
     let storage = stream.source().storage().clone();
 
     // Decoding happens here, on a plain thread, while the runtime downloads.
-    let mss = MediaSourceStream::new(Box::new(StreamSource(stream)), Default::default());
+    // With the `symphonia` feature a `Stream` is a symphonia `MediaSource`.
+    let mss = MediaSourceStream::new(Box::new(stream), Default::default());
     let mut hint = Hint::new();
     hint.with_extension("wav");
-    let probed = symphonia::default::get_probe().format(
+    let mut format = symphonia::default::get_probe().probe(
         &hint,
         mss,
-        &FormatOptions::default(),
-        &MetadataOptions::default(),
+        FormatOptions::default(),
+        MetadataOptions::default(),
     )?;
-    let mut format = probed.format;
-    let track = format.default_track().ok_or("no audio track")?;
-    let (track_id, params) = (track.id, track.codec_params.clone());
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or("no audio track")?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or("not an audio track")?
+        .clone();
     println!(
         "track: {:?}, {} Hz, {} channels",
         params.codec,
         params.sample_rate.unwrap_or(0),
-        params.channels.map_or(0, |c| c.count())
+        params.channels.as_ref().map_or(0, |c| c.count())
     );
-    let mut decoder = symphonia::default::get_codecs().make(&params, &DecoderOptions::default())?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())?;
     let check = |ts: u64, pcm: &[u8]| -> Result<(), BoxError> {
         let at = HEADER + ts as usize * FRAME;
         if wav.get(at..at + pcm.len()) != Some(pcm) {
@@ -144,7 +119,7 @@ fn main() -> Result<(), BoxError> {
     let seeked = format.seek(
         SeekMode::Accurate,
         SeekTo::Time {
-            time: Time::new(4, 0.0),
+            time: Time::try_new(4, 0).ok_or("4 s is a time")?,
             track_id: Some(track_id),
         },
     )?;
@@ -153,12 +128,13 @@ fn main() -> Result<(), BoxError> {
     check(ts, &pcm)?;
     println!(
         "seek to 4.0 s (frame {}): first packet in {:.1} ms, matches the source",
-        seeked.actual_ts,
+        seeked.actual_ts.get(),
         t.elapsed().as_secs_f64() * 1e3
     );
 
     // Back to the start and everything to the end, compared sample by sample.
-    format.seek(SeekMode::Accurate, SeekTo::TimeStamp { ts: 0, track_id })?;
+    let ts = Timestamp::ZERO;
+    format.seek(SeekMode::Accurate, SeekTo::Timestamp { ts, track_id })?;
     decoder.reset();
     let mut total = 0u64;
     while let Some((ts, pcm)) = next_pcm(&mut *format, &mut *decoder, track_id)? {

@@ -7,8 +7,8 @@
 //! backoff and throttle is built on [`Spawn::sleep`], so timeouts behave the same
 //! on every executor.
 //!
-//! Backends for tokio and async-std live in [`crate::backends`]; any other
-//! executor plugs in by implementing this one trait.
+//! Backends for tokio, smol and async-std live in [`crate::backends`]; any
+//! other executor plugs in by implementing this one trait.
 
 use std::future::Future;
 use std::pin::Pin;

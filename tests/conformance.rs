@@ -3,7 +3,7 @@
 //! which: `reqwest::full_get`, `surf::full_get`, ...
 //!
 //! Every request talks to a loopback [`TestServer`] and is bounded in time.
-#![cfg(any(feature = "reqwest", feature = "surf"))]
+#![cfg(any(feature = "reqwest", feature = "smol-http", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -339,6 +339,24 @@ backend_tests! {
             }
         }
         assert!(got <= 100_000);
+    }
+
+    fn dropping_send_before_the_headers_closes_the_connection(env) {
+        // Cancel-safety of `send`: a request dropped while it waits for the
+        // headers must not finish in the background (and go to a pool).
+        let server = TestServer::with([(
+            "/slow",
+            Resource::new(body_64k()).header_delay(Duration::from_millis(700)),
+        )]);
+        let sent = env
+            .timeout(Duration::from_millis(200), env.client.send(HttpRequest::get(server.url("/slow"))))
+            .await;
+        assert!(sent.is_err(), "[{}] the headers came before their delay", env.name);
+        // The server notices the closed socket when it writes the answer.
+        server
+            .wait_for(&*env.spawn, WAIT, |s| s.requests == 1 && s.open_connections == 0)
+            .await
+            .unwrap_or_else(|s| panic!("[{}] the dropped request lives on: {s:?}", env.name));
     }
 
     fn dropping_the_body_mid_stream_releases_the_connection(env) {

@@ -1,7 +1,7 @@
 //! Downloader tests against the loopback test server (`tests/support`), once
 //! per enabled backend pair: `reqwest::*` (tokio + reqwest) and `surf::*`
 //! (async-std + surf). Only 127.0.0.1 is used; every wait is bounded.
-#![cfg(any(feature = "reqwest", feature = "surf"))]
+#![cfg(any(feature = "reqwest", feature = "smol-http", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "dl_common/completions.rs"]
@@ -565,18 +565,19 @@ backend_tests! {
     }
 }
 
-/// The default constructor: tokio + reqwest when `reqwest` is on (a typed
-/// error outside a runtime), else async-std + surf.
+/// The default constructor: tokio + reqwest inside a tokio runtime, else
+/// smol + smol-http, else async-std + surf; with `reqwest` alone, a typed
+/// error outside a runtime.
 #[test]
 fn default_backend_constructor() {
     let server = TestServer::start();
     server.add("/d", Resource::new(&b"default"[..]));
     #[cfg(feature = "reqwest")]
     {
-        use kithara_stream::backends::BackendError;
+        #[cfg(not(any(feature = "smol-http", feature = "surf")))]
         assert_eq!(
             Downloader::with_default_backend().unwrap_err(),
-            BackendError::NoRuntime
+            kithara_stream::backends::BackendError::NoRuntime
         );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -596,9 +597,10 @@ fn default_backend_constructor() {
             .unwrap();
         assert_eq!(&body[..], b"default");
     }
-    #[cfg(all(feature = "surf", not(feature = "reqwest")))]
+    #[cfg(any(feature = "smol-http", feature = "surf"))]
     {
-        let body = async_std::task::block_on(async {
+        // Outside a tokio runtime: smol + smol-http, else async-std + surf.
+        let body = futures::executor::block_on(async {
             let dl = Downloader::with_default_backend().unwrap();
             let h = dl.register(Arc::new(Idle));
             h.execute(FetchCmd::get(server.url("/d")))

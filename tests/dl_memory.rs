@@ -24,6 +24,7 @@ use kithara_stream::net::{
     HttpClient, HttpRequest, HttpResponse, MemoryClient, MemoryResource, NetError, RangeSpec,
     RequestMethod, RetryPolicy, TimeoutKind,
 };
+use kithara_stream::rt::BoxFuture;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -1338,21 +1339,22 @@ struct TrickleClient {
     stall_at: Option<usize>,
 }
 
-#[async_trait::async_trait]
 impl HttpClient for TrickleClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let mut resp = self.inner.send(request).await?;
-        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let (gap, stall_at) = (self.gap, self.stall_at);
-        let body = futures::stream::unfold((body, 0usize), move |(mut b, i)| async move {
-            if stall_at == Some(i) {
-                futures::future::pending::<()>().await;
-            }
-            sleep(gap).await;
-            let item = b.next().await?;
-            Some((item, (b, i + 1)))
-        });
-        Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let mut resp = self.inner.send(request).await?;
+            let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let (gap, stall_at) = (self.gap, self.stall_at);
+            let body = futures::stream::unfold((body, 0usize), move |(mut b, i)| async move {
+                if stall_at == Some(i) {
+                    futures::future::pending::<()>().await;
+                }
+                sleep(gap).await;
+                let item = b.next().await?;
+                Some((item, (b, i + 1)))
+            });
+            Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+        })
     }
 }
 
@@ -1499,21 +1501,22 @@ impl kithara_stream::rt::Spawn for CountSleeps {
 /// that is read faster than it fills does.
 struct PendingFirstClient(MemoryClient);
 
-#[async_trait::async_trait]
 impl HttpClient for PendingFirstClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let mut resp = self.0.send(request).await?;
-        let mut body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let mut yielded = false;
-        let body = futures::stream::poll_fn(move |cx| {
-            yielded = !yielded;
-            if yielded {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            body.poll_next_unpin(cx)
-        });
-        Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let mut resp = self.0.send(request).await?;
+            let mut body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let mut yielded = false;
+            let body = futures::stream::poll_fn(move |cx| {
+                yielded = !yielded;
+                if yielded {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                body.poll_next_unpin(cx)
+            });
+            Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+        })
     }
 }
 

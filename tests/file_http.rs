@@ -1,6 +1,6 @@
 //! `HttpFile` end to end against the loopback test server, on every enabled
 //! backend. Reads are blocking, so they run on plain threads.
-#![cfg(any(feature = "reqwest", feature = "surf"))]
+#![cfg(any(feature = "reqwest", feature = "smol-http", feature = "surf"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -326,16 +326,16 @@ impl FirstThen {
     }
 }
 
-#[async_trait::async_trait]
 impl HttpClient for FirstThen {
-    async fn send(
+    fn send(
         &self,
         request: kithara_stream::net::HttpRequest,
-    ) -> Result<kithara_stream::net::HttpResponse, NetError> {
+    ) -> kithara_stream::rt::BoxFuture<'_, Result<kithara_stream::net::HttpResponse, NetError>>
+    {
         if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.then.send(request).await
+            self.then.send(request)
         } else {
-            self.first.send(request).await
+            self.first.send(request)
         }
     }
 }

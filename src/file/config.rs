@@ -99,8 +99,8 @@ impl HttpFileConfig {
 
     /// Fetches through `downloader` (share one between streams so they share
     /// its connection pool and its `max_concurrent` cap). Without it,
-    /// opening builds a downloader on the default backend (tokio + reqwest,
-    /// else async-std + surf; see `Downloader::with_default_backend`), and
+    /// opening builds a downloader on the default backend (see
+    /// `Downloader::with_default_backend` for which, when several are on), and
     /// fails with [`SourceError::Unsupported`](crate::SourceError::Unsupported)
     /// when no backend feature is on.
     pub fn downloader(mut self, downloader: Downloader) -> Self {

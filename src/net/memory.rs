@@ -13,6 +13,7 @@ use super::{
     ByteStream, HttpClient, HttpRequest, HttpResponse, NetError, RequestMethod, TransportKind,
 };
 use crate::cancel::lock;
+use crate::rt::BoxFuture;
 
 /// One resource served by a [`MemoryClient`], with fault knobs.
 #[derive(Debug, Clone)]
@@ -216,74 +217,76 @@ fn body_stream(url: Url, data: Bytes, res: &MemoryResource) -> ByteStream {
     Box::pin(head)
 }
 
-#[async_trait::async_trait]
 impl HttpClient for MemoryClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let range_header = request.headers.get(header::RANGE).cloned();
-        let res = {
-            let mut st = lock(&self.state);
-            st.seen.push(SeenRequest {
-                method: request.method,
-                url: request.url.clone(),
-                range: range_header
-                    .as_ref()
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            });
-            st.resources.get(request.url.as_str()).cloned()
-        };
-        let url = request.url;
-        let mut headers = HeaderMap::new();
-        let empty = || -> ByteStream { Box::pin(futures::stream::empty()) };
-        let Some(res) = res else {
-            let body: ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from_static(
-                b"not found",
-            ))]));
-            return Ok(HttpResponse::new(StatusCode::NOT_FOUND, headers, body));
-        };
-        if let Some(ct) = res
-            .content_type
-            .as_deref()
-            .and_then(|c| HeaderValue::from_str(c).ok())
-        {
-            headers.insert(header::CONTENT_TYPE, ct);
-        }
-        let len = res.body.len() as u64;
-        let (status, data) = if let Some(status) = res.status {
-            (status, res.body.clone())
-        } else if res.ignore_range {
-            (StatusCode::OK, res.body.clone())
-        } else {
-            match parse_range(range_header.as_ref(), len) {
-                None => (StatusCode::OK, res.body.clone()),
-                Some(Err(())) => {
-                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                        headers.insert(header::CONTENT_RANGE, v);
-                    }
-                    return Ok(HttpResponse::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        headers,
-                        empty(),
-                    ));
-                }
-                Some(Ok((first, last))) => {
-                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
-                        headers.insert(header::CONTENT_RANGE, v);
-                    }
-                    // Bounded by `len`, which came from a usize.
-                    let (f, l) = (first as usize, last as usize);
-                    (StatusCode::PARTIAL_CONTENT, res.body.slice(f..=l))
-                }
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let range_header = request.headers.get(header::RANGE).cloned();
+            let res = {
+                let mut st = lock(&self.state);
+                st.seen.push(SeenRequest {
+                    method: request.method,
+                    url: request.url.clone(),
+                    range: range_header
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                });
+                st.resources.get(request.url.as_str()).cloned()
+            };
+            let url = request.url;
+            let mut headers = HeaderMap::new();
+            let empty = || -> ByteStream { Box::pin(futures::stream::empty()) };
+            let Some(res) = res else {
+                let body: ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from_static(
+                    b"not found",
+                ))]));
+                return Ok(HttpResponse::new(StatusCode::NOT_FOUND, headers, body));
+            };
+            if let Some(ct) = res
+                .content_type
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+            {
+                headers.insert(header::CONTENT_TYPE, ct);
             }
-        };
-        if !res.no_length {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len() as u64));
-        }
-        let body = match request.method {
-            RequestMethod::Head => empty(),
-            RequestMethod::Get => body_stream(url, data, &res),
-        };
-        Ok(HttpResponse::new(status, headers, body))
+            let len = res.body.len() as u64;
+            let (status, data) = if let Some(status) = res.status {
+                (status, res.body.clone())
+            } else if res.ignore_range {
+                (StatusCode::OK, res.body.clone())
+            } else {
+                match parse_range(range_header.as_ref(), len) {
+                    None => (StatusCode::OK, res.body.clone()),
+                    Some(Err(())) => {
+                        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                            headers.insert(header::CONTENT_RANGE, v);
+                        }
+                        return Ok(HttpResponse::new(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            headers,
+                            empty(),
+                        ));
+                    }
+                    Some(Ok((first, last))) => {
+                        if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}"))
+                        {
+                            headers.insert(header::CONTENT_RANGE, v);
+                        }
+                        // Bounded by `len`, which came from a usize.
+                        let (f, l) = (first as usize, last as usize);
+                        (StatusCode::PARTIAL_CONTENT, res.body.slice(f..=l))
+                    }
+                }
+            };
+            if !res.no_length {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len() as u64));
+            }
+            let body = match request.method {
+                RequestMethod::Head => empty(),
+                RequestMethod::Get => body_stream(url, data, &res),
+            };
+            Ok(HttpResponse::new(status, headers, body))
+        })
     }
 }
 

@@ -6,11 +6,13 @@
 //! It does **not** check statuses, retry, time out, or interpret `Range`;
 //! that policy lives once in the core, on top of this trait.
 //!
-//! Backends for reqwest and surf live in [`crate::backends`]; an in-memory
-//! scripted client for tests can be written in a few lines (see the crate's
-//! tests).
+//! Backends for reqwest, the crate's own smol client and surf live in
+//! [`crate::backends`]. With the `test-util` feature, `MemoryClient` is an
+//! in-memory scripted client (`Range`, HEAD, 404, fault knobs) for tests
+//! that need no network.
 
 mod error;
+#[cfg(feature = "test-util")]
 mod memory;
 mod range;
 mod retry;
@@ -24,7 +26,11 @@ use futures::{Stream, StreamExt};
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
+use crate::rt::BoxFuture;
+
 pub use error::{ERROR_BODY_EXCERPT, NetError, TimeoutKind, TransportKind, parse_url};
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use memory::{MemoryClient, MemoryResource, SeenRequest};
 pub use range::{ContentRange, ContentRangeError, RangeSpec};
 pub use retry::{DEFAULT_RETRY_BASE, DEFAULT_RETRY_BUDGET, DEFAULT_RETRY_CAP, RetryPolicy};
@@ -201,6 +207,66 @@ impl HttpResponse {
     }
 }
 
+/// A response body read from a blocking reader (the body of a blocking
+/// HTTP library's response, ureq's say), for an [`HttpClient`] built on such
+/// a library. Each read (up to 64 KiB) runs as one
+/// [`Spawn::spawn_blocking`](crate::rt::Spawn::spawn_blocking) job on `spawn`,
+/// so give it a `Spawn` with a real blocking pool (every bundled runtime
+/// has one; the trait's default would block the polling thread).
+///
+/// Reads happen only while the stream is polled. Dropping the stream drops
+/// the reader as soon as the read in progress (if any) returns, which is how
+/// such a library closes its connection. A read error ends the stream with a
+/// [`TransportKind::Body`] error for `url`; `Ok(0)` ends it cleanly.
+///
+/// ```
+/// use kithara_stream::net::blocking_body;
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Inline;
+/// # impl Spawn for Inline {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { futures::executor::block_on(t) }
+/// #     fn sleep(&self, _: std::time::Duration) -> BoxFuture<'static, ()> { Box::pin(async {}) }
+/// # }
+/// let url = kithara_stream::url::Url::parse("http://127.0.0.1/a").unwrap();
+/// let body = blocking_body(std::io::Cursor::new(vec![7u8; 100_000]), url, Inline);
+/// let chunks: Vec<_> = futures::executor::block_on(futures::StreamExt::collect(body));
+/// assert_eq!(chunks.iter().map(|c| c.as_ref().unwrap().len()).sum::<usize>(), 100_000);
+/// ```
+pub fn blocking_body<R, S>(reader: R, url: Url, spawn: S) -> ByteStream
+where
+    R: std::io::Read + Send + 'static,
+    S: crate::rt::Spawn,
+{
+    const READ: usize = 64 * 1024;
+    let state = (reader, vec![0u8; READ], url, spawn);
+    Box::pin(futures::stream::try_unfold(
+        state,
+        |(mut reader, mut buf, url, spawn)| async move {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            spawn.spawn_blocking(Box::new(move || {
+                let read = reader.read(&mut buf);
+                // The stream was dropped if this fails: the reader goes too.
+                let _ = tx.send((reader, buf, read));
+            }));
+            let Ok((reader, buf, read)) = rx.await else {
+                return Err(NetError::Transport {
+                    kind: TransportKind::Body,
+                    url,
+                    message: "the blocking read was dropped unrun".into(),
+                });
+            };
+            match read {
+                Ok(0) => Ok(None),
+                Ok(n) => {
+                    let chunk = Bytes::copy_from_slice(&buf[..n]);
+                    Ok(Some((chunk, (reader, buf, url, spawn))))
+                }
+                Err(e) => Err(NetError::transport(TransportKind::Body, url, &e)),
+            }
+        },
+    ))
+}
+
 /// Reads a header as a decimal `u64`.
 pub fn header_u64(headers: &HeaderMap, name: http::header::HeaderName) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
@@ -209,7 +275,10 @@ pub fn header_u64(headers: &HeaderMap, name: http::header::HeaderName) -> Option
 /// An HTTP client, as the core needs it.
 ///
 /// Object safe (`Arc<dyn HttpClient>`). Clones of a backend share one
-/// connection pool.
+/// connection pool. `send` returns a boxed future, like
+/// [`Spawn`](crate::rt::Spawn) does: an implementation needs no macro crate,
+/// and the types it names (`http`, `url`, `bytes`) are re-exported at the
+/// crate root, so it never has to match their majors by hand.
 ///
 /// # Contract
 /// - `send` resolves once the response **headers** are in; the body streams
@@ -222,15 +291,83 @@ pub fn header_u64(headers: &HeaderMap, name: http::header::HeaderName) -> Option
 ///   (`Range` must address the bytes the body yields).
 /// - Dropping the response (or its body) mid-stream releases the connection.
 /// - Cancel-safe: dropping the `send` future aborts the request.
-#[async_trait::async_trait]
+///
+/// # Example: a complete client over a blocking HTTP library
+///
+/// `blocking_get` stands in for the library's call (ureq's, say); it is run
+/// on a thread of its own, and the body is read from it in chunks on that
+/// thread too. A blocking library cannot abort a request that is already
+/// running, so dropping `send` or the body here only stops the *reading*;
+/// the bundled backends abort for real.
+///
+/// ```
+/// use std::io::Read;
+/// use futures::channel::{mpsc, oneshot};
+/// use futures::{SinkExt, executor::block_on};
+/// use kithara_stream::bytes::Bytes;
+/// use kithara_stream::http::{HeaderMap, StatusCode};
+/// use kithara_stream::net::{HttpClient, HttpRequest, HttpResponse, NetError, TransportKind};
+/// use kithara_stream::rt::BoxFuture;
+///
+/// struct Blocking;
+///
+/// impl HttpClient for Blocking {
+///     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+///         let url = req.url.clone();
+///         let (head_tx, head_rx) = oneshot::channel();
+///         let (mut body_tx, body_rx) = mpsc::channel(4);
+///         std::thread::spawn(move || {
+///             let (status, headers, mut body) = match blocking_get(&req) {
+///                 Ok(answer) => answer,
+///                 Err(e) => {
+///                     let e = NetError::transport(TransportKind::Connect, req.url.clone(), &e);
+///                     return drop(head_tx.send(Err(e)));
+///                 }
+///             };
+///             if head_tx.send(Ok((status, headers))).is_err() {
+///                 return; // `send` was dropped
+///             }
+///             let mut buf = vec![0; 64 * 1024];
+///             loop {
+///                 let chunk = match body.read(&mut buf) {
+///                     Ok(0) => return,
+///                     Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+///                     Err(e) => Err(NetError::transport(TransportKind::Body, req.url.clone(), &e)),
+///                 };
+///                 let failed = chunk.is_err();
+///                 if block_on(body_tx.send(chunk)).is_err() || failed {
+///                     return; // the body was dropped, or failed
+///                 }
+///             }
+///         });
+///         Box::pin(async move {
+///             let (status, headers) = head_rx.await.map_err(|_| NetError::Transport {
+///                 kind: TransportKind::Other,
+///                 url,
+///                 message: "the request thread died".into(),
+///             })??;
+///             Ok(HttpResponse::new(status, headers, Box::pin(body_rx)))
+///         })
+///     }
+/// }
+///
+/// /// The stand-in for the blocking library: 200 with a fixed body.
+/// fn blocking_get(_: &HttpRequest) -> std::io::Result<(StatusCode, HeaderMap, impl Read + Send)> {
+///     Ok((StatusCode::OK, HeaderMap::new(), &b"hello"[..]))
+/// }
+///
+/// let url = kithara_stream::url::Url::parse("http://127.0.0.1/a").unwrap();
+/// let resp = block_on(Blocking.send(HttpRequest::get(url))).unwrap();
+/// assert_eq!(resp.status, 200);
+/// assert_eq!(&block_on(resp.bytes()).unwrap()[..], b"hello");
+/// ```
 pub trait HttpClient: Send + Sync + 'static {
     /// Sends `request` and returns the response headers and a streaming body.
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError>;
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>>;
 }
 
-#[async_trait::async_trait]
 impl<C: HttpClient + ?Sized> HttpClient for std::sync::Arc<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        (**self).send(request).await
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        (**self).send(request)
     }
 }

@@ -221,11 +221,12 @@ pub struct DelayClient<C> {
     pub delay: Duration,
 }
 
-#[async_trait::async_trait]
 impl<C: HttpClient> HttpClient for DelayClient<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        sleep(self.delay).await;
-        self.inner.send(request).await
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            sleep(self.delay).await;
+            self.inner.send(request).await
+        })
     }
 }
 
@@ -261,23 +262,24 @@ impl Drop for InService {
     }
 }
 
-#[async_trait::async_trait]
 impl<C: HttpClient> HttpClient for CountingClient<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let now = self.current.fetch_add(1, Ordering::AcqRel) + 1;
-        self.peak.fetch_max(now, Ordering::AcqRel);
-        self.total.fetch_add(1, Ordering::AcqRel);
-        let guard = InService(self.current.clone());
-        if !self.delay.is_zero() {
-            sleep(self.delay).await;
-        }
-        let mut resp = self.inner.send(request).await?;
-        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let body: ByteStream = Box::pin(body.map(move |item| {
-            let _keep = &guard;
-            item
-        }));
-        Ok(HttpResponse::new(resp.status, resp.headers, body))
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let now = self.current.fetch_add(1, Ordering::AcqRel) + 1;
+            self.peak.fetch_max(now, Ordering::AcqRel);
+            self.total.fetch_add(1, Ordering::AcqRel);
+            let guard = InService(self.current.clone());
+            if !self.delay.is_zero() {
+                sleep(self.delay).await;
+            }
+            let mut resp = self.inner.send(request).await?;
+            let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let body: ByteStream = Box::pin(body.map(move |item| {
+                let _keep = &guard;
+                item
+            }));
+            Ok(HttpResponse::new(resp.status, resp.headers, body))
+        })
     }
 }
 
@@ -288,35 +290,35 @@ pub struct TruncatingClient<C> {
     pub after: usize,
 }
 
-#[async_trait::async_trait]
 impl<C: HttpClient> HttpClient for TruncatingClient<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let mut resp = self.inner.send(request).await?;
-        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let body = futures::stream::unfold((body, self.after), |(mut b, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            match b.next().await {
-                Some(Ok(chunk)) => {
-                    let c = chunk.slice(..chunk.len().min(left));
-                    let rest = left - c.len();
-                    Some((Ok(c), (b, rest)))
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let mut resp = self.inner.send(request).await?;
+            let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let body = futures::stream::unfold((body, self.after), |(mut b, left)| async move {
+                if left == 0 {
+                    return None;
                 }
-                other => other.map(|item| (item, (b, 0))),
-            }
-        });
-        Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+                match b.next().await {
+                    Some(Ok(chunk)) => {
+                        let c = chunk.slice(..chunk.len().min(left));
+                        let rest = left - c.len();
+                        Some((Ok(c), (b, rest)))
+                    }
+                    other => other.map(|item| (item, (b, 0))),
+                }
+            });
+            Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
+        })
     }
 }
 
 /// Never answers (a connect that hangs), until the future is dropped.
 pub struct HangingClient;
 
-#[async_trait::async_trait]
 impl HttpClient for HangingClient {
-    async fn send(&self, _request: HttpRequest) -> Result<HttpResponse, NetError> {
-        futures::future::pending().await
+    fn send(&self, _request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move { futures::future::pending().await })
     }
 }
 

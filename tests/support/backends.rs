@@ -1,5 +1,5 @@
 #![cfg_attr(
-    not(any(feature = "reqwest", feature = "surf")),
+    not(any(feature = "reqwest", feature = "smol-http", feature = "surf")),
     allow(unused_variables, unused_imports, unreachable_code)
 )]
 //! Run one async test body on every enabled backend pair.
@@ -7,6 +7,7 @@
 //! | backend | module name in test names | runtime | client | feature |
 //! |---|---|---|---|---|
 //! | [`Backend::TokioReqwest`] | `reqwest` | tokio multi-thread (2 workers), fresh per test | `ReqwestClient::new()` | `reqwest` |
+//! | [`Backend::SmolHttp`] | `smol` | a `smol::Executor` of 2 threads, fresh per test (the body runs in `smol::block_on`) | `SmolHttpClient::new()` | `smol-http` |
 //! | [`Backend::AsyncStdSurf`] | `surf` | `async_std::task::block_on` | `SurfClient::new()` | `surf` |
 //!
 //! # Usage
@@ -38,7 +39,7 @@
 //! ```
 //!
 //! This expands to one `#[test]` per test and enabled backend, named
-//! `reqwest::full_get`, `surf::full_get`, ... (filter with
+//! `reqwest::full_get`, `smol::full_get`, `surf::full_get`, ... (filter with
 //! `cargo test reqwest::`). With neither feature on, it expands to nothing.
 //! The body is an `async` block with `env: Env` in scope; it need not be
 //! `Send`. Each test is bounded by [`TEST_LIMIT`] and panics when it runs
@@ -66,6 +67,9 @@ pub enum Backend {
     /// tokio + reqwest.
     #[cfg(feature = "reqwest")]
     TokioReqwest,
+    /// smol + the crate's own HTTP/1.1 client.
+    #[cfg(feature = "smol-http")]
+    SmolHttp,
     /// async-std + surf.
     #[cfg(feature = "surf")]
     AsyncStdSurf,
@@ -74,7 +78,7 @@ pub enum Backend {
 /// What a test body gets: the backend's executor/timer and HTTP client.
 #[derive(Clone)]
 pub struct Env {
-    /// The backend's name: `"reqwest"` or `"surf"`.
+    /// The backend's name: `"reqwest"`, `"smol"` or `"surf"`.
     pub name: &'static str,
     /// Which backend this is.
     pub backend: Backend,
@@ -113,6 +117,8 @@ impl Backend {
         vec![
             #[cfg(feature = "reqwest")]
             Backend::TokioReqwest,
+            #[cfg(feature = "smol-http")]
+            Backend::SmolHttp,
             #[cfg(feature = "surf")]
             Backend::AsyncStdSurf,
         ]
@@ -123,6 +129,8 @@ impl Backend {
         match self {
             #[cfg(feature = "reqwest")]
             Backend::TokioReqwest => "reqwest",
+            #[cfg(feature = "smol-http")]
+            Backend::SmolHttp => "smol",
             #[cfg(feature = "surf")]
             Backend::AsyncStdSurf => "surf",
         }
@@ -136,6 +144,10 @@ impl Backend {
             #[cfg(feature = "reqwest")]
             Backend::TokioReqwest => Arc::new(
                 kithara_stream::backends::reqwest::ReqwestClient::new().expect("reqwest client"),
+            ),
+            #[cfg(feature = "smol-http")]
+            Backend::SmolHttp => Arc::new(
+                kithara_stream::backends::smol_http::SmolHttpClient::new().expect("smol client"),
             ),
             #[cfg(feature = "surf")]
             Backend::AsyncStdSurf => {
@@ -178,6 +190,33 @@ impl Backend {
                 rt.shutdown_timeout(Duration::from_secs(2));
                 out.unwrap_or_else(|_| panic!("[{name}] test exceeded {TEST_LIMIT:?}"));
             }
+            #[cfg(feature = "smol-http")]
+            Backend::SmolHttp => {
+                let ex = Arc::new(smol::Executor::new());
+                let (stop, stopped) = smol::channel::bounded::<()>(1);
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (ex, stopped) = (Arc::clone(&ex), stopped.clone());
+                        std::thread::spawn(move || smol::block_on(ex.run(stopped.recv())))
+                    })
+                    .collect();
+                let spawn: Arc<dyn Spawn> =
+                    Arc::new(kithara_stream::backends::smol::SmolRuntime::from(ex));
+                let env = Env {
+                    name,
+                    backend: self,
+                    spawn: Arc::clone(&spawn),
+                    client: self.new_client(),
+                };
+                let out =
+                    smol::block_on(kithara_stream::rt::timeout(&*spawn, TEST_LIMIT, body(env)));
+                // Closing the channel ends every `run`; the threads exit.
+                drop(stop);
+                for t in threads {
+                    let _ = t.join();
+                }
+                out.unwrap_or_else(|_| panic!("[{name}] test exceeded {TEST_LIMIT:?}"));
+            }
             #[cfg(feature = "surf")]
             Backend::AsyncStdSurf => {
                 let spawn: Arc<dyn Spawn> =
@@ -211,6 +250,19 @@ macro_rules! backend_tests {
                 #[test]
                 fn $name() {
                     $crate::support::backends::Backend::TokioReqwest
+                        .run(|$env: $crate::support::backends::Env| async move $body);
+                }
+            )*
+        }
+        #[cfg(feature = "smol-http")]
+        mod smol {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name() {
+                    $crate::support::backends::Backend::SmolHttp
                         .run(|$env: $crate::support::backends::Env| async move $body);
                 }
             )*

@@ -5,7 +5,8 @@
 //!   fault knobs and stats, plus `closed_port_url`, `BlackHole`, a raw
 //!   blocking client and deterministic test data.
 //! - [`backends`]: `backend_tests! { fn name(env) { ... } }` runs one async
-//!   body on every enabled backend pair (tokio + reqwest, async-std + surf).
+//!   body on every enabled backend pair (tokio + reqwest, smol + smol-http,
+//!   async-std + surf).
 #![allow(dead_code, unused_macros, unreachable_pub, clippy::result_large_err)]
 
 pub mod backends;
