@@ -121,27 +121,28 @@ struct Script {
 
 struct ScriptedClient(Script);
 
-#[async_trait::async_trait]
 impl HttpClient for ScriptedClient {
-    async fn send(&self, _request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.0.headers {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(name.clone(), v);
+    fn send(&self, _request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &self.0.headers {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    headers.insert(name.clone(), v);
+                }
             }
-        }
-        let status = StatusCode::from_u16(self.0.status).unwrap();
-        let chunks: Vec<Result<Bytes, NetError>> = self
-            .0
-            .body
-            .chunks(700)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        Ok(HttpResponse::new(
-            status,
-            headers,
-            Box::pin(futures::stream::iter(chunks)),
-        ))
+            let status = StatusCode::from_u16(self.0.status).unwrap();
+            let chunks: Vec<Result<Bytes, NetError>> = self
+                .0
+                .body
+                .chunks(700)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            Ok(HttpResponse::new(
+                status,
+                headers,
+                Box::pin(futures::stream::iter(chunks)),
+            ))
+        })
     }
 }
 

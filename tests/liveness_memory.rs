@@ -47,17 +47,18 @@ struct ThrottleClient<C> {
     per_chunk: Duration,
 }
 
-#[async_trait::async_trait]
 impl<C: HttpClient> HttpClient for ThrottleClient<C> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let mut resp = self.inner.send(request).await?;
-        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let d = self.per_chunk;
-        let body: ByteStream = Box::pin(body.then(move |item| async move {
-            sleep(d).await;
-            item
-        }));
-        Ok(HttpResponse::new(resp.status, resp.headers, body))
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let mut resp = self.inner.send(request).await?;
+            let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let d = self.per_chunk;
+            let body: ByteStream = Box::pin(body.then(move |item| async move {
+                sleep(d).await;
+                item
+            }));
+            Ok(HttpResponse::new(resp.status, resp.headers, body))
+        })
     }
 }
 
@@ -69,36 +70,37 @@ struct SwitchClient {
     up: Arc<AtomicBool>,
 }
 
-#[async_trait::async_trait]
 impl HttpClient for SwitchClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        let url = request.url.clone();
-        if !self.up.load(Ordering::SeqCst) {
-            return Err(NetError::Transport {
-                kind: TransportKind::Connect,
-                url,
-                message: "connection refused".into(),
-            });
-        }
-        let mut resp = self.inner.send(request).await?;
-        let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
-        let up = self.up.clone();
-        let body: ByteStream = Box::pin(body.then(move |item| {
-            let (up, url) = (up.clone(), url.clone());
-            async move {
-                sleep(Duration::from_millis(2)).await;
-                if up.load(Ordering::SeqCst) {
-                    item
-                } else {
-                    Err(NetError::Transport {
-                        kind: TransportKind::Body,
-                        url,
-                        message: "connection reset".into(),
-                    })
-                }
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        Box::pin(async move {
+            let url = request.url.clone();
+            if !self.up.load(Ordering::SeqCst) {
+                return Err(NetError::Transport {
+                    kind: TransportKind::Connect,
+                    url,
+                    message: "connection refused".into(),
+                });
             }
-        }));
-        Ok(HttpResponse::new(resp.status, resp.headers, body))
+            let mut resp = self.inner.send(request).await?;
+            let body = std::mem::replace(&mut resp.body, Box::pin(futures::stream::empty()));
+            let up = self.up.clone();
+            let body: ByteStream = Box::pin(body.then(move |item| {
+                let (up, url) = (up.clone(), url.clone());
+                async move {
+                    sleep(Duration::from_millis(2)).await;
+                    if up.load(Ordering::SeqCst) {
+                        item
+                    } else {
+                        Err(NetError::Transport {
+                            kind: TransportKind::Body,
+                            url,
+                            message: "connection reset".into(),
+                        })
+                    }
+                }
+            }));
+            Ok(HttpResponse::new(resp.status, resp.headers, body))
+        })
     }
 }
 
