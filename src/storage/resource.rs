@@ -16,6 +16,7 @@ use event_listener::{Event, EventListener, Listener};
 
 use super::file::{self, FileData};
 use super::memory::Pages;
+use super::ring::Ring;
 use super::{RangeSet, ResourceStatus, StorageError, StorageResult, WaitOutcome};
 use crate::cancel::{CancelHook, CancelToken, lock};
 
@@ -81,12 +82,16 @@ struct Inner {
     persist: Mutex<()>,
     /// Whether the backend is a file (sidecar bookkeeping applies).
     is_file: bool,
+    /// For the bounded backend: how far past its start a wait may reach
+    /// (see `Ring::max_wait`).
+    ring_wait: Option<u64>,
     _hook: CancelHook,
 }
 
 enum Data {
     Memory(Pages),
     File(FileData),
+    Ring(Ring),
 }
 
 #[derive(Default)]
@@ -99,6 +104,10 @@ struct State {
     /// A commit's sync and sidecar update succeeded and nothing changed
     /// since: dropping the last handle has nothing left to record.
     on_disk: bool,
+    /// Bounded backend: the reader's position (see `note_reader`).
+    cursor: u64,
+    /// Bounded backend: a writer waits for the reader to move on.
+    writer_blocked: bool,
 }
 
 fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
@@ -130,6 +139,10 @@ impl StorageResource {
             ev.notify(usize::MAX);
         });
         let is_file = matches!(data, Data::File(_));
+        let ring_wait = match &data {
+            Data::Ring(r) => Some(r.max_wait()),
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -139,6 +152,7 @@ impl StorageResource {
                 path,
                 persist: Mutex::new(()),
                 is_file,
+                ring_wait,
                 _hook: hook,
             }),
         }
@@ -149,6 +163,57 @@ impl StorageResource {
         Self::build(
             cancel,
             Data::Memory(Pages::default()),
+            None,
+            State::default(),
+        )
+    }
+
+    /// An empty, active, memory-backed resource that never holds more than
+    /// `budget` bytes (rounded up to 64 KiB pages, at least
+    /// [`MIN_BUDGET`](super::MIN_BUDGET)), however long the stream: an
+    /// internet radio, an hours-long podcast. Never blocks.
+    ///
+    /// The resource follows its reader: the position of the last
+    /// [`wait_range`](Self::wait_range)/[`check_range`](Self::check_range)
+    /// start and the end of the last [`read_at`](Self::read_at) past it.
+    /// Up to `look_behind` bytes (at most a quarter of the budget) behind
+    /// the reader are kept, so a decoder's small backward seeks stay local;
+    /// bytes farther behind, then bytes far ahead, are evicted to make room
+    /// (an evicted range is simply not present any more: `wait_range` waits
+    /// for it, as for any missing range).
+    ///
+    /// Bytes the reader has not reached are never evicted: the writer waits
+    /// for the reader instead, by awaiting [`writable`](Self::writable)
+    /// before each write. A write that would need to evict them stores what
+    /// has room and fails with
+    /// [`BudgetExceeded`](StorageError::BudgetExceeded). A wait is clipped to
+    /// what fits (about the budget minus the look-behind): a reader asking
+    /// for more gets `Ready` once that much is present, and `read_at` returns
+    /// it.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::bounded(1 << 20, 64 << 10, CancelToken::new());
+    /// let mut buf = vec![0u8; 64 << 10];
+    /// let mut offset = 0u64;
+    /// // 16 MiB through a 1 MiB budget: the writer waits for the reader.
+    /// for i in 0..256u64 {
+    ///     let chunk = vec![i as u8; 64 << 10];
+    ///     assert!(res.is_writable(offset));
+    ///     res.write_at(offset, &chunk).unwrap();
+    ///     assert_eq!(res.read_at(offset, &mut buf).unwrap(), chunk.len());
+    ///     assert_eq!(buf, chunk);
+    ///     offset += chunk.len() as u64;
+    /// }
+    /// assert!(res.resident_bytes() <= 1 << 20);
+    /// assert!(!res.contains_range(0..1), "evicted long ago");
+    /// ```
+    pub fn bounded(budget: u64, look_behind: u64, cancel: CancelToken) -> Self {
+        Self::build(
+            cancel,
+            Data::Ring(Ring::new(budget, look_behind)),
             None,
             State::default(),
         )
@@ -298,12 +363,16 @@ impl StorageResource {
                 return Err(StorageError::WriteAfterCommit);
             }
         }
+        if self.inner.ring_wait.is_some() {
+            return self.write_ring(offset, data);
+        }
         // Both backends write under the shared data lock: file I/O is
         // positional and memory pages have their own locks. Only a commit
         // (file truncation) takes it exclusively.
         match &*read_data(&self.inner.data) {
             Data::File(f) => f.write_all_at(offset, data)?,
             Data::Memory(pages) => pages.write(offset, data),
+            Data::Ring(_) => {}
         }
         {
             let mut st = lock(&self.inner.state);
@@ -350,6 +419,11 @@ impl StorageResource {
         match &*data {
             Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
             Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
+            Data::Ring(ring) => {
+                ring.read(offset, &mut buf[..n]);
+                drop(data);
+                self.reader_passed(offset + n as u64);
+            }
         }
         Ok(n)
     }
@@ -380,6 +454,7 @@ impl StorageResource {
                 pages.release_spare();
                 Ok(())
             }
+            Data::Ring(_) => Ok(()),
             Data::File(f) => f.set_len(len),
         };
         // Waiters learn the end now; the durability work below (an
@@ -532,8 +607,9 @@ impl StorageResource {
         if range.start == range.end {
             return Ok(Some(WaitOutcome::Ready));
         }
-        let st = lock(&self.inner.state);
+        let mut st = lock(&self.inner.state);
         self.health(&st)?;
+        let range = self.note_reader(&mut st, range);
         if st.available.contains(range.clone()) {
             return Ok(Some(WaitOutcome::Ready));
         }
@@ -664,6 +740,132 @@ impl StorageResource {
     /// used by sources after a seek (`Source::notify_waiting`).
     pub fn notify_waiters(&self) {
         self.notify();
+    }
+}
+
+/// The bounded backend (see [`StorageResource::bounded`]).
+impl StorageResource {
+    /// Whether this is a [`bounded`](Self::bounded) resource.
+    pub fn is_bounded(&self) -> bool {
+        self.inner.ring_wait.is_some()
+    }
+
+    /// The memory budget of a [`bounded`](Self::bounded) resource (after
+    /// rounding), `None` for the other backends.
+    pub fn budget(&self) -> Option<u64> {
+        match &*read_data(&self.inner.data) {
+            Data::Ring(r) => Some(r.budget()),
+            _ => None,
+        }
+    }
+
+    /// Bytes of pages a [`bounded`](Self::bounded) resource holds now
+    /// (never more than its budget); 0 for the other backends.
+    pub fn resident_bytes(&self) -> u64 {
+        match &*read_data(&self.inner.data) {
+            Data::Ring(r) => r.resident(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a write starting at `offset` may go ahead now. Always true
+    /// except for a [`bounded`](Self::bounded) resource whose window (the
+    /// look-behind plus what the reader has not read, up to the budget) has
+    /// no room at `offset`; also true once the resource is failed,
+    /// cancelled or committed (the write then reports why). Never blocks.
+    pub fn is_writable(&self, offset: u64) -> bool {
+        let data = read_data(&self.inner.data);
+        let Data::Ring(ring) = &*data else {
+            return true;
+        };
+        let mut st = lock(&self.inner.state);
+        if st.failed.is_some() || st.committed.is_some() || self.inner.cancel.is_cancelled() {
+            return true;
+        }
+        let ok = ring.writable(st.cursor, offset);
+        st.writer_blocked |= !ok;
+        ok
+    }
+
+    /// Completes once a write starting at `offset` may go ahead (see
+    /// [`is_writable`](Self::is_writable)): at once for every backend but
+    /// [`bounded`](Self::bounded), whose writer waits here for the reader
+    /// to move on. Woken by the reader's progress, a seek, and by
+    /// cancel/fail/commit; never polls. `'static`, `Send`, cancel-safe.
+    pub fn writable(&self, offset: u64) -> impl Future<Output = ()> + Send + 'static {
+        let this = self.clone();
+        async move {
+            if !this.is_bounded() {
+                return;
+            }
+            loop {
+                if this.is_writable(offset) {
+                    return;
+                }
+                let changed = this.changed();
+                if this.is_writable(offset) {
+                    return;
+                }
+                changed.await;
+            }
+        }
+    }
+
+    /// The reader is at `range.start`: a bounded resource follows it (and
+    /// wakes a blocked writer when it moved) and clips the wait to what its
+    /// window can hold. Other backends: `range` unchanged.
+    fn note_reader(&self, st: &mut State, range: Range<u64>) -> Range<u64> {
+        let Some(max) = self.inner.ring_wait else {
+            return range;
+        };
+        self.move_cursor(st, range.start);
+        let end = range.end.min(range.start.saturating_add(max));
+        range.start..end
+    }
+
+    /// A read at a bounded resource ended at `end`: the cursor moves
+    /// forward to it (never back: a peek at the start, e.g. for magic
+    /// bytes, must not pull the window back).
+    fn reader_passed(&self, end: u64) {
+        let mut st = lock(&self.inner.state);
+        if end > st.cursor {
+            self.move_cursor(&mut st, end);
+        }
+    }
+
+    fn move_cursor(&self, st: &mut State, pos: u64) {
+        if st.cursor != pos {
+            st.cursor = pos;
+            if std::mem::take(&mut st.writer_blocked) {
+                self.notify();
+            }
+        }
+    }
+
+    /// `write_at` for the bounded backend: evictions and the copy happen
+    /// under the exclusive data lock, so no reader copies out of a page
+    /// while it changes hands.
+    fn write_ring(&self, offset: u64, data: &[u8]) -> StorageResult<()> {
+        let stored = {
+            let mut guard = write_data(&self.inner.data);
+            let Data::Ring(ring) = &mut *guard else {
+                return Ok(());
+            };
+            let mut st = lock(&self.inner.state);
+            self.health(&st)?;
+            if st.committed.is_some() {
+                return Err(StorageError::WriteAfterCommit);
+            }
+            let cursor = st.cursor;
+            ring.write(offset, data, cursor, &mut st.available).stored
+        };
+        self.notify();
+        if stored < data.len() {
+            return Err(StorageError::BudgetExceeded {
+                offset: offset + stored as u64,
+            });
+        }
+        Ok(())
     }
 }
 
