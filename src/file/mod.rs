@@ -43,6 +43,7 @@
 //!   row without progress.
 
 mod config;
+pub mod icy;
 mod peer;
 
 use std::fmt;
@@ -53,8 +54,12 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use config::{DEFAULT_REAIM_WINDOW, HttpFileConfig, HttpFileStorage};
+pub use config::{
+    DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND, DEFAULT_REAIM_WINDOW, HttpFileConfig,
+    HttpFileStorage,
+};
 pub use peer::MAX_FETCH_FAILURES;
+pub use peer::live::{IcyTitle, LIVE_EVENT_CAPACITY, LiveEvent};
 use peer::{FilePeer, Opening, Shared, Terminal};
 
 use crate::cancel::CancelToken;
@@ -137,6 +142,10 @@ impl HttpFileSource {
         let storage = match &config.storage {
             HttpFileStorage::Memory => StorageResource::memory(cancel.clone()),
             HttpFileStorage::File(path) => StorageResource::open_file(path, cancel.clone())?,
+            HttpFileStorage::Bounded {
+                budget,
+                look_behind,
+            } => StorageResource::bounded(*budget, *look_behind, cancel.clone()),
         };
         let timeline = Timeline::new();
         let known_len = storage.len();
@@ -156,19 +165,24 @@ impl HttpFileSource {
             storage.reactivate()?;
             storage.set_len_hint(Some(len));
         }
+        let mut headers = config.headers;
+        if config.icy {
+            headers.insert("icy-metadata", http::HeaderValue::from_static("1"));
+        }
         let downloader = match config.downloader {
             Some(dl) => dl,
             None => crate::backends::default_downloader()?,
         };
         let shared = Arc::new(Shared::new(
             config.url,
-            config.headers,
+            headers,
             storage.clone(),
             timeline.clone(),
             config.reaim_window,
             known_len,
             Some(downloader.config().spawn.clone()),
         ));
+        shared.set_icy(config.icy);
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         let this = Self {
             inner: StorageSource::with_timeline(storage.clone(), timeline),
@@ -235,6 +249,36 @@ impl HttpFileSource {
         self.shared.ranges_supported()
     }
 
+    /// Whether the stream is live (endless): no length, no `Range`, and a
+    /// radio's signs (`icy-*` headers or an audio type). A live stream that
+    /// drops is continued by a new plain GET, appending after what was
+    /// received ([`LiveEvent::Discontinuity`] marks the join); its
+    /// [`len`](Source::len) stays `None` until the server ends it.
+    pub fn is_live(&self) -> bool {
+        self.shared.is_live()
+    }
+
+    /// The station's `icy-*` headers (`icy-name`, `icy-genre`, `icy-br`,
+    /// `icy-url`, `icy-metaint`), if the first answer had any.
+    pub fn icy_headers(&self) -> Option<icy::IcyHeaders> {
+        self.shared.icy_headers()
+    }
+
+    /// The latest ICY metadata block received (see
+    /// [`HttpFileConfig::icy_metadata`]) and the audio offset where it
+    /// starts. It is the *downloaded* one: compare its offset with the
+    /// reader's position to know whether it is playing yet.
+    pub fn icy_title(&self) -> Option<IcyTitle> {
+        self.shared.icy_title()
+    }
+
+    /// Takes the live events (ICY metadata, discontinuities) received since
+    /// the last call, oldest first; at most [`LIVE_EVENT_CAPACITY`] are
+    /// kept. Never blocks.
+    pub fn live_events(&self) -> Vec<LiveEvent> {
+        self.shared.drain_live_events()
+    }
+
     /// Marks the timeline playing (the peer then reports
     /// `RequestPriority::High`, and its queued fetches move slot at once)
     /// or not. Setting the flag on the [`timeline`](Source::timeline)
@@ -248,6 +292,15 @@ impl HttpFileSource {
     /// `None` for a complete cache opened without a downloader.
     pub fn peer(&self) -> Option<&PeerHandle> {
         self.handle.as_ref()
+    }
+
+    /// [`StorageError::Evicted`] for a byte a bounded storage no longer
+    /// holds and the resource cannot deliver again.
+    fn reachable(&self, pos: u64) -> StreamResult<()> {
+        if self.shared.unreachable(pos) {
+            return Err(SourceError::Storage(StorageError::Evicted { offset: pos }).into());
+        }
+        Ok(())
     }
 
     /// Replaces a storage failure with the typed download error behind it.
@@ -289,6 +342,7 @@ impl Source for HttpFileSource {
         range: Range<u64>,
         timeout: Option<Duration>,
     ) -> StreamResult<WaitOutcome> {
+        self.reachable(range.start)?;
         self.shared.want(range.start);
         let r = self.inner.wait_range(range, timeout);
         self.map(r)
@@ -307,7 +361,9 @@ impl Source for HttpFileSource {
     /// neither present nor about to arrive.
     fn set_position(&self, pos: u64) {
         self.inner.set_position(pos);
-        self.shared.want(pos);
+        if !self.shared.unreachable(pos) {
+            self.shared.want(pos);
+        }
     }
 
     fn advance(&self, n: u64) {
@@ -348,6 +404,7 @@ impl Source for HttpFileSource {
         cx: &mut Context<'_>,
         range: Range<u64>,
     ) -> Poll<StreamResult<WaitOutcome>> {
+        self.reachable(range.start)?;
         self.shared.want(range.start);
         let r = futures::ready!(self.inner.poll_wait_range(cx, range));
         Poll::Ready(self.map(r))

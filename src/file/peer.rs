@@ -17,6 +17,8 @@ use crate::rt::Spawn;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
 
+pub(crate) mod live;
+
 /// Consecutive failed fetches (each already retried/resumed by the
 /// downloader) without a byte of progress before the resource fails.
 pub const MAX_FETCH_FAILURES: u32 = 3;
@@ -74,6 +76,8 @@ pub(crate) struct Shared {
     /// blocking pool. `None` for a complete cache (nothing to commit).
     spawn: Option<Arc<dyn Spawn>>,
     state: Mutex<State>,
+    /// Live stream, ICY and bounded-storage state (see `live`).
+    live: Mutex<live::LiveState>,
 }
 
 /// Where `new` stands: headers in, failed, or still waiting.
@@ -119,6 +123,7 @@ impl Shared {
                 len,
                 ..State::default()
             }),
+            live: Mutex::default(),
         }
     }
 
@@ -297,16 +302,23 @@ impl Shared {
             return Poll::Pending;
         }
         let limit = st.len.or(st.limit).unwrap_or(u64::MAX);
-        let from = st.want.min(limit);
+        let from = self
+            .live_append_point()
+            .unwrap_or_else(|| st.want.min(limit));
+        // A bounded storage fetches only at and after the reader: filling
+        // the gaps behind it would evict what it just fetched.
+        let bounded = self.storage.is_bounded();
         let gap = self.storage.next_gap(from, limit).or_else(|| {
-            if from > 0 {
+            if from > 0 && !bounded {
                 self.storage.next_gap(0, from)
             } else {
                 None
             }
         });
         let Some(gap) = gap else {
-            if st.len.is_none() && st.limit.is_none() {
+            if st.len.is_none() && st.limit.is_none()
+                || (bounded && self.storage.next_gap(0, limit).is_some())
+            {
                 return Poll::Pending;
             }
             // Usually the last fetch's completion committed already; this
@@ -316,7 +328,8 @@ impl Shared {
         };
         let start = gap.start;
         let end = (gap.end < limit).then_some(gap.end);
-        let ranged = start > 0 || end.is_some();
+        // A live stream is continued by a plain GET.
+        let ranged = (start > 0 || end.is_some()) && !self.is_live();
         let id = st.next_id;
         st.next_id += 1;
         let token = CancelToken::new();
@@ -360,12 +373,9 @@ impl Shared {
                 }
             }
         }
-        let (s1, c1) = (self.clone(), ctx.clone());
-        let (s2, c2) = (self.clone(), ctx.clone());
         let s3 = self.clone();
-        let cmd = cmd
-            .on_response(move |h| s1.on_response(&c1, h))
-            .writer(move |chunk| s2.write(&c2, chunk))
+        let cmd = self
+            .live_callbacks(cmd, &ctx)
             .on_complete(move |bytes, _h, err| s3.on_complete(&ctx, bytes, err));
         Poll::Ready(Some(vec![cmd]))
     }

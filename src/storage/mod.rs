@@ -77,7 +77,9 @@ pub enum StorageError {
     /// Bytes a bounded resource evicted (or a live stream passed) were asked
     /// for again, and the resource cannot be fetched again there (the server
     /// does not support `Range`, or the stream is live).
-    #[error("range starting at byte {offset} is outside the retained window and cannot be fetched again")]
+    #[error(
+        "range starting at byte {offset} is outside the retained window and cannot be fetched again"
+    )]
     Evicted {
         /// The first byte asked for.
         offset: u64,

@@ -20,8 +20,8 @@
 //! itself, so a stray write never pushes out bytes the reader is closer to.
 //! Evicted bytes leave the range set: they are simply not present.
 
-use std::collections::BTreeMap;
 use super::RangeSet;
+use std::collections::BTreeMap;
 
 /// Page size of the bounded backend: small enough that the budget is used
 /// finely (a 4 MiB budget is 64 pages), big enough that bookkeeping is

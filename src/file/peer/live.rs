@@ -1,0 +1,256 @@
+//! Live streams and bounded storage on the `HttpFile` peer, as a thin layer
+//! over the fetch callbacks: ICY stripping in the write path, the reconnect
+//! of an endless stream (a plain GET appending after what was received),
+//! and the writer's backpressure on a bounded storage.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderMap, header};
+
+use super::{FetchCtx, Shared};
+use crate::cancel::lock;
+use crate::dl::FetchCmd;
+use crate::file::icy::{IcyDemuxer, IcyError, IcyHeaders, IcyMetadata, IcyPart, parse_metaint};
+use crate::storage::StorageError;
+
+/// Events kept for [`live_events`](crate::HttpFileSource::live_events) at
+/// most; older ones are dropped first.
+pub const LIVE_EVENT_CAPACITY: usize = 256;
+
+/// Something a live stream reports in band, with the byte offset (in the
+/// stream the reader sees) where it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveEvent {
+    /// A new ICY metadata block (`StreamTitle`, `StreamUrl`, ...); it
+    /// applies from audio byte `offset` on.
+    Metadata {
+        /// Audio byte where it starts.
+        offset: u64,
+        /// The block.
+        metadata: IcyMetadata,
+    },
+    /// A metadata block that did not parse (it was still removed from the
+    /// audio).
+    InvalidMetadata {
+        /// Audio byte where it sat.
+        offset: u64,
+        /// Why it did not parse.
+        error: IcyError,
+    },
+    /// The connection of a live stream dropped and a new one continues at
+    /// `offset`: the bytes before and after do not join (a decoder should
+    /// resync there).
+    Discontinuity {
+        /// First byte from the new connection.
+        offset: u64,
+    },
+}
+
+/// The current ICY title and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IcyTitle {
+    /// Audio byte where this metadata starts.
+    pub offset: u64,
+    /// The metadata block.
+    pub metadata: IcyMetadata,
+}
+
+#[derive(Default)]
+pub(crate) struct LiveState {
+    icy_requested: bool,
+    /// The first response was seen (liveness decided).
+    decided: bool,
+    live: bool,
+    icy: Option<IcyHeaders>,
+    title: Option<IcyTitle>,
+    events: VecDeque<LiveEvent>,
+}
+
+impl LiveState {
+    fn push(&mut self, event: LiveEvent) {
+        if self.events.len() >= LIVE_EVENT_CAPACITY {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+}
+
+/// A fetch's ICY demuxer, when its answer had `icy-metaint`.
+type Demux = Arc<Mutex<Option<IcyDemuxer>>>;
+
+/// An endless stream: no length, no `Range`, and a radio's signs (`icy-*`
+/// headers or an audio type). A finite file served chunked by a server
+/// without ranges is not live: a new connection restarts it at byte 0.
+fn looks_live(headers: &HeaderMap, icy: bool) -> bool {
+    let ranges = headers
+        .get(header::ACCEPT_RANGES)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
+    let audio = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.trim_start().to_ascii_lowercase();
+            ct.starts_with("audio/") || ct.starts_with("application/ogg")
+        });
+    !ranges
+        && !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::CONTENT_RANGE)
+        && (icy || audio)
+}
+
+impl Shared {
+    /// Asks for ICY metadata (the caller adds `Icy-MetaData: 1` to the
+    /// request headers).
+    pub(crate) fn set_icy(&self, on: bool) {
+        lock(&self.live).icy_requested = on;
+    }
+
+    /// Whether the stream was found to be live (see `looks_live`).
+    pub(crate) fn is_live(&self) -> bool {
+        lock(&self.live).live
+    }
+
+    pub(crate) fn icy_headers(&self) -> Option<IcyHeaders> {
+        lock(&self.live).icy.clone()
+    }
+
+    pub(crate) fn icy_title(&self) -> Option<IcyTitle> {
+        lock(&self.live).title.clone()
+    }
+
+    pub(crate) fn drain_live_events(&self) -> Vec<LiveEvent> {
+        lock(&self.live).events.drain(..).collect()
+    }
+
+    /// Where the next fetch of a live stream starts: after every byte
+    /// received (a live stream cannot go back).
+    pub(crate) fn live_append_point(&self) -> Option<u64> {
+        self.is_live().then(|| self.storage.available().end())
+    }
+
+    /// Whether `pos` is gone for good: a bounded storage evicted it (or a
+    /// live stream passed it) and the resource cannot be fetched there
+    /// again (no `Range` support, or live).
+    pub(crate) fn unreachable(&self, pos: u64) -> bool {
+        if !self.storage.is_bounded() {
+            return false;
+        }
+        let rangeless = self.is_live() || self.ranges_supported() == Some(false);
+        rangeless
+            && !self.storage.contains_range(pos..pos.saturating_add(1))
+            && pos < self.storage.available().end()
+    }
+
+    /// Wires a fetch's headers and body callbacks through this layer, and
+    /// its backpressure when the storage is bounded.
+    pub(super) fn live_callbacks(self: &Arc<Self>, cmd: FetchCmd, ctx: &Arc<Mutex<FetchCtx>>) -> FetchCmd {
+        let demux: Demux = Arc::default();
+        let (s1, c1, d1) = (self.clone(), ctx.clone(), demux.clone());
+        let (s2, c2) = (self.clone(), ctx.clone());
+        let mut cmd = cmd
+            .on_response(move |h| {
+                s1.on_response(&c1, h);
+                s1.after_response(&c1, &d1, h);
+            })
+            .writer_bytes(move |chunk| s2.deliver(&c2, &demux, chunk));
+        if self.storage.is_bounded() {
+            let (storage, c3) = (self.storage.clone(), ctx.clone());
+            cmd = cmd.ready(move |_len| {
+                let at = {
+                    let c = lock(&c3);
+                    c.offset.max(c.start)
+                };
+                (!storage.is_writable(at)).then(|| Box::pin(storage.writable(at)) as _)
+            });
+        }
+        cmd
+    }
+
+    /// After the peer read the headers: decide liveness (first response),
+    /// place a live reconnect's body after what was received, and start
+    /// the ICY demuxer.
+    fn after_response(&self, ctx: &Mutex<FetchCtx>, demux: &Demux, headers: &HeaderMap) {
+        let mut lv = lock(&self.live);
+        if !lv.decided {
+            lv.decided = true;
+            lv.icy = IcyHeaders::from_headers(headers);
+            lv.live = looks_live(headers, lv.icy.is_some());
+            if lv.live {
+                // Nothing but the running connection can deliver bytes.
+                lock(&self.state).ranges_supported = Some(false);
+            }
+        }
+        if lv.live {
+            let mut c = lock(ctx);
+            if c.start > 0 && !c.partial && c.reject.is_none() {
+                // A new connection to a live stream: its first byte follows
+                // the last one received, it does not restart the stream.
+                c.offset = c.start;
+                c.frontier.store(c.start, Ordering::Release);
+                let offset = c.start;
+                drop(c);
+                lv.push(LiveEvent::Discontinuity { offset });
+            }
+        }
+        if lv.icy_requested
+            && let Ok(Some(metaint)) = parse_metaint(headers)
+        {
+            *lock(demux) = Some(IcyDemuxer::new(metaint));
+        }
+    }
+
+    /// One body chunk: through the ICY demuxer if there is one, then into
+    /// storage.
+    fn deliver(&self, ctx: &Mutex<FetchCtx>, demux: &Demux, chunk: Bytes) -> io::Result<()> {
+        let mut guard = lock(demux);
+        let Some(dm) = guard.as_mut() else {
+            drop(guard);
+            return self.store(ctx, &chunk);
+        };
+        let mut result = Ok(());
+        dm.feed(&chunk, |part| match part {
+            IcyPart::Audio(bytes) => {
+                if result.is_ok() {
+                    result = self.store(ctx, &bytes);
+                }
+            }
+            IcyPart::Metadata { metadata, .. } => {
+                // The resource offset of the next audio byte.
+                let offset = lock(ctx).offset;
+                let mut lv = lock(&self.live);
+                match metadata {
+                    Ok(metadata) => {
+                        lv.title = Some(IcyTitle {
+                            offset,
+                            metadata: metadata.clone(),
+                        });
+                        lv.push(LiveEvent::Metadata { offset, metadata });
+                    }
+                    Err(error) => lv.push(LiveEvent::InvalidMetadata { offset, error }),
+                }
+            }
+        });
+        result
+    }
+
+    /// `write`, except that a bounded storage with no room (a reader that
+    /// jumped back under a running fetch) ends this fetch quietly, so the
+    /// peer plans again from the first missing byte.
+    fn store(&self, ctx: &Mutex<FetchCtx>, bytes: &[u8]) -> io::Result<()> {
+        self.write(ctx, bytes).inspect_err(|e| {
+            let full = e
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<StorageError>())
+                .is_some_and(|e| matches!(e, StorageError::BudgetExceeded { .. }));
+            if full {
+                lock(ctx).token.cancel();
+            }
+        })
+    }
+}
