@@ -49,7 +49,10 @@ fn in_child_process(test: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test:\n{stdout}"
+    );
     false
 }
 
@@ -102,7 +105,11 @@ fn read_checked(s: &mut Stream<HttpFile>, len: u64, buf: &mut [u8]) {
         let want = buf.len().min(left as usize);
         let n = s.read(&mut buf[..want]).expect("read");
         assert!(n > 0, "early end at {pos}");
-        assert!(gen_check(pos, &buf[..n]), "wrong bytes at {pos}..{}", pos + n as u64);
+        assert!(
+            gen_check(pos, &buf[..n]),
+            "wrong bytes at {pos}..{}",
+            pos + n as u64
+        );
         left -= n as u64;
     }
 }
@@ -187,6 +194,7 @@ backend_tests! {
         let sent = server.bytes_sent();
         // Each seek may prefetch up to the budget (plus socket buffers)
         // before the writer pauses and the fetch is re-aimed.
+        eprintln!("random seeks: {} KiB read, {} KiB sent", read / 1024, sent / 1024);
         let bound = 2 * read + 200 * 8 * MIB;
         assert!(sent <= bound, "sent {sent} for {read} read (bound {bound})");
     }
@@ -241,7 +249,8 @@ backend_tests! {
         .await;
         // 1 MiB read + 4 MiB budget + the kernel's socket buffers on both
         // sides (loopback autotuning may reach several MiB) + client buffers.
-        assert!(stalled <= 1 * MIB + 4 * MIB + 24 * MIB, "sent {stalled} before stalling");
+        eprintln!("stalled at {} KiB sent", stalled / 1024);
+        assert!(stalled <= 29 * MIB, "sent {stalled} before stalling");
         assert!(after >= 41 * MIB, "the download went on");
     }
 

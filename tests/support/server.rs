@@ -1394,7 +1394,9 @@ fn gen_serve(
             .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
     };
     let range = header("range:");
-    let icy = cfg.metaint.filter(|_| header("icy-metadata:").as_deref() == Some("1"));
+    let icy = cfg
+        .metaint
+        .filter(|_| header("icy-metadata:").as_deref() == Some("1"));
     stats.requests.fetch_add(1, Ordering::AcqRel);
     lock(&stats.ranges).push(range.clone());
     let drop_after = if first.swap(false, Ordering::AcqRel) {
@@ -1403,13 +1405,22 @@ fn gen_serve(
         None
     };
     let (status, start, end, extra) = match cfg.len {
-        None => ("200 OK", 0, None, String::from("Transfer-Encoding: chunked\r\n")),
+        None => (
+            "200 OK",
+            0,
+            None,
+            String::from("Transfer-Encoding: chunked\r\n"),
+        ),
         Some(len) => {
             let parsed = range.as_deref().and_then(|r| {
                 let spec = r.strip_prefix("bytes=")?;
                 let (a, b) = spec.split_once('-')?;
                 let a: u64 = a.parse().ok()?;
-                let b: u64 = if b.is_empty() { len - 1 } else { b.parse().ok()? };
+                let b: u64 = if b.is_empty() {
+                    len - 1
+                } else {
+                    b.parse().ok()?
+                };
                 (a < len).then_some((a, b.min(len - 1)))
             });
             match parsed {
@@ -1431,9 +1442,8 @@ fn gen_serve(
             }
         }
     };
-    let mut resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: audio/mpeg\r\nConnection: close\r\n{extra}"
-    );
+    let mut resp =
+        format!("HTTP/1.1 {status}\r\nContent-Type: audio/mpeg\r\nConnection: close\r\n{extra}");
     if let Some(m) = icy {
         resp.push_str(&format!(
             "icy-metaint: {m}\r\nicy-name: Loopback FM\r\nicy-genre: Test\r\nicy-br: 128\r\nicy-url: http://127.0.0.1/\r\n"
@@ -1476,7 +1486,7 @@ fn gen_serve(
                     if audio_in_block == m {
                         audio_in_block = 0;
                         blocks += 1;
-                        if blocks % cfg.title_every.max(1) == 0 {
+                        if blocks.is_multiple_of(cfg.title_every.max(1)) {
                             let t = format!(
                                 "StreamTitle='{}';StreamUrl='http://127.0.0.1/{blocks}';",
                                 gen_title(blocks / cfg.title_every.max(1))
@@ -1500,7 +1510,8 @@ fn gen_serve(
             }
         }
         let ok = if chunked {
-            conn.write_all(format!("{:x}\r\n", body.len()).as_bytes()).is_ok()
+            conn.write_all(format!("{:x}\r\n", body.len()).as_bytes())
+                .is_ok()
                 && conn.write_all(body).is_ok()
                 && conn.write_all(b"\r\n").is_ok()
         } else {
@@ -1510,7 +1521,9 @@ fn gen_serve(
             return;
         }
         sent += body.len() as u64;
-        stats.bytes_sent.fetch_add(body.len() as u64, Ordering::AcqRel);
+        stats
+            .bytes_sent
+            .fetch_add(body.len() as u64, Ordering::AcqRel);
         if drop_after.is_some_and(|l| sent >= l) {
             // An abrupt end: no final chunk, the connection just goes.
             let _ = conn.shutdown(std::net::Shutdown::Both);

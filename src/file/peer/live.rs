@@ -5,8 +5,8 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderMap, header};
@@ -149,7 +149,11 @@ impl Shared {
 
     /// Wires a fetch's headers and body callbacks through this layer, and
     /// its backpressure when the storage is bounded.
-    pub(super) fn live_callbacks(self: &Arc<Self>, cmd: FetchCmd, ctx: &Arc<Mutex<FetchCtx>>) -> FetchCmd {
+    pub(super) fn live_callbacks(
+        self: &Arc<Self>,
+        cmd: FetchCmd,
+        ctx: &Arc<Mutex<FetchCtx>>,
+    ) -> FetchCmd {
         let demux: Demux = Arc::default();
         let (s1, c1, d1) = (self.clone(), ctx.clone(), demux.clone());
         let (s2, c2) = (self.clone(), ctx.clone());
