@@ -303,6 +303,19 @@ impl HttpFileSource {
         Ok(())
     }
 
+    /// Where a wait for `range` needs the download: its start, or for a
+    /// bounded storage its first missing byte (the fetch that would bring
+    /// it may be paused elsewhere, waiting for room, and must be re-aimed).
+    fn first_wanted(&self, range: &Range<u64>) -> u64 {
+        let storage = self.inner.storage();
+        if !storage.is_bounded() {
+            return range.start;
+        }
+        storage
+            .next_gap(range.start, range.end)
+            .map_or(range.start, |gap| gap.start)
+    }
+
     /// Replaces a storage failure with the typed download error behind it.
     fn map<T>(&self, r: StreamResult<T>) -> StreamResult<T> {
         match r {
@@ -343,7 +356,7 @@ impl Source for HttpFileSource {
         timeout: Option<Duration>,
     ) -> StreamResult<WaitOutcome> {
         self.reachable(range.start)?;
-        self.shared.want(range.start);
+        self.shared.want(self.first_wanted(&range));
         let r = self.inner.wait_range(range, timeout);
         self.map(r)
     }
@@ -405,7 +418,7 @@ impl Source for HttpFileSource {
         range: Range<u64>,
     ) -> Poll<StreamResult<WaitOutcome>> {
         self.reachable(range.start)?;
-        self.shared.want(range.start);
+        self.shared.want(self.first_wanted(&range));
         let r = futures::ready!(self.inner.poll_wait_range(cx, range));
         Poll::Ready(self.map(r))
     }

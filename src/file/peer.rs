@@ -213,7 +213,7 @@ impl Shared {
                 // Without Range support a new fetch restarts at byte 0:
                 // waiting for the running one is never slower.
                 let sequential = st.ranges_supported == Some(false) && pos >= f;
-                if within && (soon || sequential) {
+                if within && (soon || sequential) && !self.evicted_behind(pos, f) {
                     return;
                 }
                 st.active.take()

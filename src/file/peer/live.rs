@@ -147,6 +147,19 @@ impl Shared {
             && pos < self.storage.available().end()
     }
 
+    /// Whether `pos`, behind a running fetch's frontier `f`, was evicted
+    /// by a bounded storage (bytes after it, before `f`, are still there):
+    /// the fetch passed it and will not bring it back. (A byte of the chunk
+    /// being stored right now has nothing present after it below `f`.)
+    pub(super) fn evicted_behind(&self, pos: u64, f: u64) -> bool {
+        self.storage.is_bounded()
+            && pos < f
+            && self
+                .storage
+                .next_gap(pos, f)
+                .is_some_and(|gap| gap.start == pos && gap.end < f)
+    }
+
     /// Wires a fetch's headers and body callbacks through this layer, and
     /// its backpressure when the storage is bounded.
     pub(super) fn live_callbacks(
