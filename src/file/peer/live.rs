@@ -141,10 +141,13 @@ impl Shared {
         if !self.storage.is_bounded() {
             return false;
         }
-        let rangeless = self.is_live() || self.ranges_supported() == Some(false);
-        rangeless
-            && !self.storage.contains_range(pos..pos.saturating_add(1))
-            && pos < self.storage.available().end()
+        if !(self.is_live() || self.ranges_supported() == Some(false)) {
+            return false;
+        }
+        // One snapshot: a write landing between two looks must not make a
+        // byte about to arrive look passed.
+        let present = self.storage.available();
+        !present.contains(pos..pos.saturating_add(1)) && pos < present.end()
     }
 
     /// Whether `pos`, behind a running fetch's frontier `f`, was evicted
