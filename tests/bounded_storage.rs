@@ -38,7 +38,7 @@ fn run(seed: u64, total: u64, budget: u64, look_behind: u64) -> u64 {
             w.write_at(off, &data)
                 .expect("a writable write is stored whole");
             off += n;
-            if next() % 16 == 0 {
+            if next().is_multiple_of(16) {
                 std::thread::yield_now();
             }
         }
@@ -70,7 +70,7 @@ fn run(seed: u64, total: u64, budget: u64, look_behind: u64) -> u64 {
         }
         pos += n as u64;
         // Now and then a decoder steps back a little: inside the look-behind.
-        if next() % 8 == 0 {
+        if next().is_multiple_of(8) {
             pos = pos.saturating_sub(next() % (look_behind / 2 + 1));
         }
         peak = peak.max(res.resident_bytes());
