@@ -83,8 +83,9 @@ struct Inner {
     /// Whether the backend is a file (sidecar bookkeeping applies).
     is_file: bool,
     /// For the bounded backend: how far past its start a wait may reach
-    /// (see `Ring::max_wait`).
-    ring_wait: Option<u64>,
+    /// (see `Ring::max_wait`), and how far the reader moves before a
+    /// blocked writer is woken (see `Ring::wake_step`).
+    ring_wait: Option<(u64, u64)>,
     _hook: CancelHook,
 }
 
@@ -106,8 +107,9 @@ struct State {
     on_disk: bool,
     /// Bounded backend: the reader's position (see `note_reader`).
     cursor: u64,
-    /// Bounded backend: a writer waits for the reader to move on.
-    writer_blocked: bool,
+    /// Bounded backend: a writer waits for the reader to move on, to write
+    /// at `.0`; the reader was at `.1` then.
+    writer_blocked: Option<(u64, u64)>,
 }
 
 fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
@@ -140,7 +142,7 @@ impl StorageResource {
         });
         let is_file = matches!(data, Data::File(_));
         let ring_wait = match &data {
-            Data::Ring(r) => Some(r.max_wait()),
+            Data::Ring(r) => Some((r.max_wait(), r.wake_step())),
             _ => None,
         };
         Self {
@@ -783,7 +785,9 @@ impl StorageResource {
             return true;
         }
         let ok = ring.writable(st.cursor, offset);
-        st.writer_blocked |= !ok;
+        if !ok {
+            st.writer_blocked = Some((offset, st.cursor));
+        }
         ok
     }
 
@@ -815,11 +819,11 @@ impl StorageResource {
     /// wakes a blocked writer when it moved) and clips the wait to what its
     /// window can hold. Other backends: `range` unchanged.
     fn note_reader(&self, st: &mut State, range: Range<u64>) -> Range<u64> {
-        let Some(max) = self.inner.ring_wait else {
+        let Some((max, _)) = self.inner.ring_wait else {
             return range;
         };
-        self.move_cursor(st, range.start);
         let end = range.end.min(range.start.saturating_add(max));
+        self.move_cursor(st, range.start, end);
         range.start..end
     }
 
@@ -829,16 +833,23 @@ impl StorageResource {
     fn reader_passed(&self, end: u64) {
         let mut st = lock(&self.inner.state);
         if end > st.cursor {
-            self.move_cursor(&mut st, end);
+            self.move_cursor(&mut st, end, end);
         }
     }
 
-    fn move_cursor(&self, st: &mut State, pos: u64) {
-        if st.cursor != pos {
-            st.cursor = pos;
-            if std::mem::take(&mut st.writer_blocked) {
-                self.notify();
-            }
+    /// Moves the cursor to `pos`, the reader needing bytes up to `need`.
+    /// A blocked writer is woken in batches: once the reader moved a step
+    /// on (or back), or at once when the reader needs what it would write.
+    /// Woken writers re-check; one that is still blocked blocks again.
+    fn move_cursor(&self, st: &mut State, pos: u64, need: u64) {
+        st.cursor = pos;
+        let Some((offset, since)) = st.writer_blocked else {
+            return;
+        };
+        let step = self.inner.ring_wait.map_or(0, |(_, step)| step);
+        if pos < since || pos - since >= step || need > offset {
+            st.writer_blocked = None;
+            self.notify();
         }
     }
 

@@ -96,6 +96,13 @@ impl Ring {
         self.window - self.look_behind - RING_PAGE
     }
 
+    /// How far the reader moves before a writer waiting for room is woken:
+    /// a quarter of the window, at most 1 MiB, so the writer refills in
+    /// batches instead of waking for every page the reader frees.
+    pub(crate) fn wake_step(&self) -> u64 {
+        (self.window / 4).min(1 << 20)
+    }
+
     /// Eviction order: higher is evicted first.
     fn key(&self, cursor: u64, page: u64) -> (u8, u64) {
         let start = page * RING_PAGE;

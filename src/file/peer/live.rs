@@ -175,8 +175,11 @@ impl Shared {
         let (s2, c2) = (self.clone(), ctx.clone());
         let mut cmd = cmd
             .on_response(move |h| {
+                // Liveness and the station's headers are known before
+                // `Stream::new` (woken by `on_response`) returns.
+                s1.before_response(&d1, h);
                 s1.on_response(&c1, h);
-                s1.after_response(&c1, &d1, h);
+                s1.after_response(&c1);
             })
             .writer_bytes(move |chunk| s2.deliver(&c2, &demux, chunk));
         if self.storage.is_bounded() {
@@ -192,10 +195,9 @@ impl Shared {
         cmd
     }
 
-    /// After the peer read the headers: decide liveness (first response),
-    /// place a live reconnect's body after what was received, and start
-    /// the ICY demuxer.
-    fn after_response(&self, ctx: &Mutex<FetchCtx>, demux: &Demux, headers: &HeaderMap) {
+    /// Before the peer reads the headers: decide liveness (first
+    /// response), keep the station's headers, start the ICY demuxer.
+    fn before_response(&self, demux: &Demux, headers: &HeaderMap) {
         let mut lv = lock(&self.live);
         if !lv.decided {
             lv.decided = true;
@@ -206,6 +208,17 @@ impl Shared {
                 lock(&self.state).ranges_supported = Some(false);
             }
         }
+        if lv.icy_requested
+            && let Ok(Some(metaint)) = parse_metaint(headers)
+        {
+            *lock(demux) = Some(IcyDemuxer::new(metaint));
+        }
+    }
+
+    /// After the peer read the headers: a live reconnect's body goes after
+    /// what was received (the peer took a 200 for the resource's start).
+    fn after_response(&self, ctx: &Mutex<FetchCtx>) {
+        let mut lv = lock(&self.live);
         if lv.live {
             let mut c = lock(ctx);
             if c.start > 0 && !c.partial && c.reject.is_none() {
@@ -217,11 +230,6 @@ impl Shared {
                 drop(c);
                 lv.push(LiveEvent::Discontinuity { offset });
             }
-        }
-        if lv.icy_requested
-            && let Ok(Some(metaint)) = parse_metaint(headers)
-        {
-            *lock(demux) = Some(IcyDemuxer::new(metaint));
         }
     }
 
