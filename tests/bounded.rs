@@ -261,6 +261,44 @@ backend_tests! {
         assert!(after >= 41 * MIB, "the download went on");
     }
 
+    /// A reader paused for longer than the inactivity timeout is not a
+    /// silent server: the paused writer does not time out, and the stream
+    /// goes on exact when the reader comes back.
+    fn a_paused_writer_does_not_hit_the_inactivity_timeout(env) {
+        let server = GenServer::start(GenConfig::default());
+        let dl = Downloader::new(
+            DownloaderConfig::new(env.spawn.clone(), env.client.clone())
+                .inactivity_timeout(Duration::from_millis(300))
+                .retry(RetryPolicy::new(0, Duration::from_millis(5), Duration::from_millis(5))),
+        );
+        let cfg = HttpFileConfig::from_url(server.url())
+            .downloader(dl.clone())
+            .read_timeout(Some(STEP))
+            .bounded_memory(MIB);
+        let mut s = env.timeout(STEP, Stream::<HttpFile>::new(cfg)).await.unwrap().unwrap();
+        let events = dl.subscribe();
+        blocking(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            read_checked(&mut s, MIB, &mut buf);
+            std::thread::sleep(Duration::from_millis(1500));
+            read_checked(&mut s, 8 * MIB, &mut buf);
+        })
+        .await;
+        let bad: Vec<_> = events
+            .drain()
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    kithara_stream::dl::DownloaderEvent::RequestFailed { .. }
+                        | kithara_stream::dl::DownloaderEvent::RequestResumed { .. }
+                )
+            })
+            .collect();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(server.requests(), 1, "one connection throughout");
+    }
+
     /// On a stream without `Range` support, a seek back past what the
     /// bounded storage holds is a typed error, not a hang or wrong bytes.
     fn seek_outside_the_window_of_a_live_stream_is_an_error(env) {
