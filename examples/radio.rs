@@ -17,9 +17,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::BoxError;
 
 /// 16-bit stereo PCM at 44.1 kHz: the "audio" rate, in bytes per second.
 const BYTE_RATE: u64 = 44_100 * 4;
@@ -38,16 +40,8 @@ fn main() -> Result<(), BoxError> {
         None => (format!("http://{}/radio", serve()?), 6, true),
     };
 
-    let rt = tokio::runtime::Runtime::new()?;
-    let downloader = {
-        use kithara_stream::backends::{reqwest::ReqwestClient, tokio::TokioRuntime};
-        use kithara_stream::dl::{Downloader, DownloaderConfig};
-        let _ctx = rt.enter();
-        Downloader::new(DownloaderConfig::new(
-            std::sync::Arc::new(TokioRuntime::from(rt.handle().clone())),
-            std::sync::Arc::new(ReqwestClient::new()?),
-        ))
-    };
+    // The runtime runs the downloader; playback reads on this thread.
+    let (rt, downloader) = support::tokio_downloader()?;
     let config = HttpFileConfig::new(&url)?
         .downloader(downloader)
         .read_timeout(Some(Duration::from_secs(30)))

@@ -229,9 +229,11 @@ backend_tests! {
         .await;
         assert_eq!(events, vec![LiveEvent::Discontinuity { offset: drop_at }]);
         // The downloader first tries to resume with `Range` (answered 200:
-        // not a resume, dropped); the peer then reconnects with a plain GET.
+        // not a resume, dropped); the peer then reconnects with a plain GET
+        // (on a loaded machine an attempt may be retried, hence a bound).
         let ranges = server.stats.ranges.lock().unwrap().clone();
-        assert!((2..=3).contains(&ranges.len()), "{ranges:?}");
+        assert!((2..=6).contains(&ranges.len()), "{ranges:?}");
+        assert!(ranges.iter().filter(|r| r.is_some()).count() <= 1, "{ranges:?}");
         assert_eq!(ranges.first(), Some(&None));
         assert_eq!(ranges.last(), Some(&None), "a live stream reconnects with a plain GET");
     }
@@ -277,15 +279,16 @@ backend_tests! {
             .bounded_memory(MIB);
         let mut s = env.timeout(STEP, Stream::<HttpFile>::new(cfg)).await.unwrap().unwrap();
         let events = dl.subscribe();
-        blocking(move || {
+        let events = blocking(move || {
             let mut buf = vec![0u8; 64 * 1024];
             read_checked(&mut s, MIB, &mut buf);
             std::thread::sleep(Duration::from_millis(1500));
             read_checked(&mut s, 8 * MIB, &mut buf);
+            // Before the stream's drop ends the fetch.
+            events.drain()
         })
         .await;
         let bad: Vec<_> = events
-            .drain()
             .into_iter()
             .filter(|e| {
                 matches!(

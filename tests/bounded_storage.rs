@@ -88,6 +88,16 @@ fn seeded_writer_and_reader_threads_stay_exact_and_in_budget() {
     }
 }
 
+/// Joins `t`, failing with `what` if it is not done within 10 s.
+fn join_within(t: std::thread::JoinHandle<()>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t.is_finished() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.join().unwrap();
+}
+
 #[test]
 fn a_waiting_writer_wakes_when_the_reader_moves_or_the_resource_is_cancelled() {
     let res = StorageResource::bounded(MIB, 0, CancelToken::new());
@@ -105,15 +115,7 @@ fn a_waiting_writer_wakes_when_the_reader_moves_or_the_resource_is_cancelled() {
     assert!(!t.is_finished(), "the writer waits for the reader");
     let mut buf = vec![0; 256 << 10];
     assert_eq!(res.read_at(0, &mut buf).unwrap(), buf.len());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !t.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the reader's progress did not wake the writer"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    t.join().unwrap();
+    join_within(t, "the reader's progress did not wake the writer");
     // Blocked again far ahead: a cancel ends the wait (the write then
     // reports why).
     let far = 100 * MIB;
@@ -123,15 +125,7 @@ fn a_waiting_writer_wakes_when_the_reader_moves_or_the_resource_is_cancelled() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!t.is_finished());
     res.cancel_token().cancel();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !t.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the cancel did not wake the writer"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    t.join().unwrap();
+    join_within(t, "the cancel did not wake the writer");
     assert!(matches!(
         res.write_at(far, b"x"),
         Err(StorageError::Cancelled)

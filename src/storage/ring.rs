@@ -159,11 +159,9 @@ impl Ring {
         available: &mut RangeSet,
     ) -> Placed {
         let mut done = 0;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let idx = pos / RING_PAGE;
-            let within = (pos % RING_PAGE) as usize;
-            let n = (data.len() - done).min(RING_PAGE as usize - within);
+        for Piece { idx, within, at } in pieces(offset, data.len()) {
+            let n = at.len();
+            let pos = offset + at.start as u64;
             if !self.pages.contains_key(&idx) {
                 let Some(buf) = self.take_page(idx, cursor, available) else {
                     break;
@@ -173,7 +171,7 @@ impl Ring {
                 self.pages.insert(idx, buf);
             }
             if let Some(page) = self.pages.get_mut(&idx) {
-                page[within..within + n].copy_from_slice(&data[done..done + n]);
+                page[within..within + n].copy_from_slice(&data[at]);
             }
             available.insert(pos..pos + n as u64);
             done += n;
@@ -185,20 +183,45 @@ impl Ring {
     /// they are present (a missing page reads as zeros, which the range
     /// bookkeeping rules out).
     pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) {
-        let mut done = 0;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let idx = pos / RING_PAGE;
-            let within = (pos % RING_PAGE) as usize;
-            let n = (buf.len() - done).min(RING_PAGE as usize - within);
-            let dst = &mut buf[done..done + n];
+        for Piece { idx, within, at } in pieces(offset, buf.len()) {
+            let n = at.len();
+            let dst = &mut buf[at];
             match self.pages.get(&idx) {
                 Some(page) => dst.copy_from_slice(&page[within..within + n]),
                 None => dst.fill(0),
             }
-            done += n;
         }
     }
+}
+
+/// The part of a copy that falls in one page.
+struct Piece {
+    /// The page.
+    idx: u64,
+    /// Where in the page it starts.
+    within: usize,
+    /// Where in the caller's buffer it lies.
+    at: std::ops::Range<usize>,
+}
+
+/// Splits the copy of `len` bytes at `offset` into its per-page pieces.
+fn pieces(offset: u64, len: usize) -> impl Iterator<Item = Piece> {
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let pos = offset + done as u64;
+        let within = (pos % RING_PAGE) as usize;
+        let n = (len - done).min(RING_PAGE as usize - within);
+        let piece = Piece {
+            idx: pos / RING_PAGE,
+            within,
+            at: done..done + n,
+        };
+        done += n;
+        Some(piece)
+    })
 }
 
 fn page_start(pos: u64) -> u64 {
