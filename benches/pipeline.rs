@@ -938,14 +938,16 @@ mod bench {
         (out, misses)
     }
 
-    /// `f` of each sequential case: "raw / downloader / memory / file".
+    /// `f` of each sequential case: "raw / downloader / memory / file /
+    /// bounded".
     fn per_case(s: &Seq, f: fn(&Series) -> f64) -> String {
         format!(
-            "{:.2} / {:.2} / {:.2} / {:.2}",
+            "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
             f(&s.raw),
             f(&s.dl),
             f(&s.mem),
-            f(&s.file)
+            f(&s.file),
+            f(&s.bounded)
         )
     }
 
@@ -1017,7 +1019,7 @@ mod bench {
                 },
             );
             row(
-                format!("{what}: client CPU s per GB, raw / downloader / memory / file"),
+                format!("{what}: client CPU s per GB, raw / downloader / memory / file / bounded"),
                 &|r| per_case(pick(r), Series::cpu),
             );
             row(
@@ -1028,7 +1030,9 @@ mod bench {
                 },
             );
             row(
-                format!("{what}: server child CPU s per GB, raw / downloader / memory / file"),
+                format!(
+                    "{what}: server child CPU s per GB, raw / downloader / memory / file / bounded"
+                ),
                 &|r| per_case(pick(r), Series::server_cpu),
             );
         };

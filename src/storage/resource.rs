@@ -598,7 +598,9 @@ impl StorageResource {
     /// failed → `Failed`; cancelled → `Cancelled`; all present → `Ready`;
     /// committed and `start >= final_len` → `Eof`; committed and the part
     /// below `final_len` present → `Ready`; committed with a gap there →
-    /// [`Missing`](StorageError::Missing); otherwise pending.
+    /// [`Missing`](StorageError::Missing); otherwise pending. A
+    /// [`bounded`](Self::bounded) resource first notes the reader at
+    /// `range.start` and clips the range to what its budget can hold.
     pub fn check_range(&self, range: Range<u64>) -> StorageResult<Option<WaitOutcome>> {
         if range.start > range.end {
             return Err(StorageError::InvalidRange {

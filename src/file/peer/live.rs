@@ -202,7 +202,10 @@ impl Shared {
         if !lv.decided {
             lv.decided = true;
             lv.icy = IcyHeaders::from_headers(headers);
-            lv.live = looks_live(headers, lv.icy.is_some());
+            // An ICY-framed body is a radio stream whatever else it says:
+            // its byte offsets are not the server's, so no `Range` either.
+            let framed = lv.icy_requested && matches!(parse_metaint(headers), Ok(Some(_)));
+            lv.live = framed || looks_live(headers, lv.icy.is_some());
             if lv.live {
                 // Nothing but the running connection can deliver bytes.
                 lock(&self.state).ranges_supported = Some(false);
