@@ -241,5 +241,67 @@ mod http {
             let title = title.expect("a current title");
             assert_eq!(Some((title.offset, title.metadata.title)), metas.last().cloned());
         }
+
+        /// An ICY stream that drops mid-block: the reconnect starts a new
+        /// demuxer (the new connection's blocks are framed from its own
+        /// start), the audio stays exact on both sides of the join, and the
+        /// titles of the new connection count from the join.
+        fn icy_stream_reconnects_with_a_fresh_demuxer(env) {
+            let metaint = 8_000usize;
+            // The server's block sizes (see `GenServer`): titled every 2nd.
+            let block_len = |k: u64| {
+                if k % 2 == 0 {
+                    let text = format!(
+                        "StreamTitle='{}';StreamUrl='http://127.0.0.1/{k}';",
+                        gen_title(k / 2)
+                    );
+                    1 + text.len().div_ceil(16) as u64 * 16
+                } else {
+                    1
+                }
+            };
+            // Cut 3 bytes into the 40th block (a titled one).
+            let raw_cut = 40 * metaint as u64 + (1..40).map(block_len).sum::<u64>() + 3;
+            let join = 40 * metaint as u64;
+            let server = GenServer::start(GenConfig {
+                metaint: Some(metaint),
+                title_every: 2,
+                drop_after: Some(raw_cut),
+                ..GenConfig::default()
+            });
+            let cfg = HttpFileConfig::from_url(server.url())
+                .downloader(Downloader::new(DownloaderConfig::new(env.spawn.clone(), env.client.clone())))
+                .read_timeout(Some(STEP))
+                .bounded_memory(2 << 20)
+                .icy_metadata(true);
+            let mut s = env.timeout(STEP, Stream::<HttpFile>::new(cfg)).await.unwrap().unwrap();
+            let total = join as usize + 30 * metaint;
+            let (data, events) = std::thread::spawn(move || {
+                let mut data = vec![0u8; total];
+                s.read_exact(&mut data).unwrap();
+                (data, s.source().live_events())
+            })
+            .join()
+            .unwrap();
+            assert!(events.contains(&LiveEvent::Discontinuity { offset: join }), "{events:?}");
+            assert!(gen_check(0, &data[..join as usize]), "audio before the join");
+            assert!(gen_check(0, &data[join as usize..]), "audio after the join");
+            let metas: Vec<(u64, Option<String>)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    LiveEvent::Metadata { offset, metadata } => Some((*offset, metadata.title.clone())),
+                    _ => None,
+                })
+                .collect();
+            // First connection: blocks 2, 4, ..., 38 (the 40th was cut);
+            // second: from the join, blocks 2, 4, ... again.
+            let mut expected: Vec<(u64, Option<String>)> = (1..20)
+                .map(|n| (2 * n * metaint as u64, Some(gen_title(n))))
+                .collect();
+            expected.extend((1..=15).map(|n| (join + 2 * n * metaint as u64, Some(gen_title(n)))));
+            assert!(metas.len() >= 19 + 14, "{metas:?}");
+            let n = expected.len().min(metas.len());
+            assert_eq!(&metas[..n], &expected[..n]);
+        }
     }
 }

@@ -285,3 +285,104 @@ impl Shared {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use http::HeaderValue;
+    use url::Url;
+
+    use super::*;
+    use crate::cancel::CancelToken;
+    use crate::dl::Peer;
+    use crate::file::peer::FilePeer;
+    use crate::net::RangeSpec;
+    use crate::storage::StorageResource;
+    use crate::timeline::Timeline;
+
+    const MIB: u64 = 1 << 20;
+
+    fn bounded(len: Option<u64>) -> Arc<Shared> {
+        Arc::new(Shared::new(
+            Url::parse("http://127.0.0.1/x").unwrap(),
+            HeaderMap::new(),
+            StorageResource::bounded(MIB, 0, CancelToken::new()),
+            Timeline::new(),
+            16,
+            len,
+            None,
+        ))
+    }
+
+    fn poll(peer: &FilePeer) -> Poll<Option<Vec<FetchCmd>>> {
+        let waker = futures::task::noop_waker();
+        peer.poll_next(&mut Context::from_waker(&waker))
+    }
+
+    /// Bounded storage fetches at and after the reader only: the gaps
+    /// behind it (evicted bytes) are not filled, and the peer stays
+    /// registered (a seek back needs it) instead of finishing.
+    #[test]
+    fn bounded_storage_never_fills_the_gaps_behind_the_reader() {
+        let s = bounded(Some(3 * MIB));
+        s.storage.write_at(2 * MIB, &[1; 4096]).unwrap();
+        s.storage.check_range(2 * MIB..2 * MIB + 1).unwrap();
+        s.storage
+            .write_at(2 * MIB + 4096, &vec![2; (MIB - 4096) as usize])
+            .unwrap();
+        s.want(2 * MIB);
+        let peer = FilePeer(s.clone());
+        assert!(
+            poll(&peer).is_pending(),
+            "nothing after the reader: no fetch of 0..2 MiB, and not finished"
+        );
+        // A seek back plans a fetch there.
+        s.want(MIB / 2);
+        let Poll::Ready(Some(cmds)) = poll(&peer) else {
+            panic!("a fetch at the reader");
+        };
+        assert_eq!(
+            cmds[0].range,
+            Some(RangeSpec::new(MIB / 2, Some(2 * MIB - 1)).unwrap())
+        );
+    }
+
+    #[test]
+    fn liveness_needs_no_length_no_ranges_and_a_radio_sign() {
+        let mut h = HeaderMap::new();
+        assert!(!looks_live(&h, false), "no sign of a radio");
+        assert!(looks_live(&h, true), "icy headers");
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
+        assert!(looks_live(&h, false));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        assert!(!looks_live(&h, true), "ranges: a file");
+        h.remove(header::ACCEPT_RANGES);
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        assert!(!looks_live(&h, true), "a length: a file");
+    }
+
+    #[test]
+    fn evicted_behind_a_fetch_is_told_from_a_chunk_in_flight() {
+        let s = bounded(None);
+        s.storage.write_at(500, &[1; 100]).unwrap();
+        // 0..500 missing, bytes present before the frontier: passed.
+        assert!(s.evicted_behind(10, 1000));
+        // 600..1000 missing up to the frontier: the chunk being stored.
+        assert!(!s.evicted_behind(700, 1000));
+        assert!(!s.evicted_behind(1000, 1000));
+        assert!(!unbounded().evicted_behind(10, 1000));
+    }
+
+    fn unbounded() -> Arc<Shared> {
+        Arc::new(Shared::new(
+            Url::parse("http://127.0.0.1/x").unwrap(),
+            HeaderMap::new(),
+            StorageResource::memory(CancelToken::new()),
+            Timeline::new(),
+            16,
+            None,
+            None,
+        ))
+    }
+}
