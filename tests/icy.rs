@@ -250,7 +250,7 @@ mod http {
             let metaint = 8_000usize;
             // The server's block sizes (see `GenServer`): titled every 2nd.
             let block_len = |k: u64| {
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     let text = format!(
                         "StreamTitle='{}';StreamUrl='http://127.0.0.1/{k}';",
                         gen_title(k / 2)
