@@ -181,10 +181,37 @@ mod http {
     use kithara_stream::file::LiveEvent;
     use kithara_stream::{HttpFile, HttpFileConfig, Stream};
 
-    use super::support::backends::backend_tests;
+    use super::support::backends::{Env, backend_tests};
     use super::support::server::{GenConfig, GenServer, gen_check, gen_title};
 
     const STEP: Duration = Duration::from_secs(30);
+
+    /// The (offset, title) of each metadata event.
+    fn titles(events: &[LiveEvent]) -> Vec<(u64, Option<String>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                LiveEvent::Metadata { offset, metadata } => Some((*offset, metadata.title.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The station through 2 MiB of bounded storage, ICY metadata on.
+    async fn open_icy(env: &Env, server: &GenServer) -> Stream<HttpFile> {
+        let cfg = HttpFileConfig::from_url(server.url())
+            .downloader(Downloader::new(DownloaderConfig::new(
+                env.spawn.clone(),
+                env.client.clone(),
+            )))
+            .read_timeout(Some(STEP))
+            .bounded_memory(2 << 20)
+            .icy_metadata(true);
+        env.timeout(STEP, Stream::<HttpFile>::new(cfg))
+            .await
+            .expect("opened in time")
+            .expect("opened")
+    }
 
     backend_tests! {
         /// An ICY stream through bounded storage: the reader sees the audio
@@ -199,12 +226,7 @@ mod http {
                 title_every: every,
                 ..GenConfig::default()
             });
-            let cfg = HttpFileConfig::from_url(server.url())
-                .downloader(Downloader::new(DownloaderConfig::new(env.spawn.clone(), env.client.clone())))
-                .read_timeout(Some(STEP))
-                .bounded_memory(2 << 20)
-                .icy_metadata(true);
-            let mut s = env.timeout(STEP, Stream::<HttpFile>::new(cfg)).await.unwrap().unwrap();
+            let mut s = open_icy(&env, &server).await;
             let headers = s.source().icy_headers().expect("icy headers");
             assert_eq!(headers.name.as_deref(), Some("Loopback FM"));
             assert_eq!(headers.genre.as_deref(), Some("Test"));
@@ -225,13 +247,7 @@ mod http {
             })
             .join()
             .unwrap();
-            let metas: Vec<(u64, Option<String>)> = events
-                .iter()
-                .filter_map(|e| match e {
-                    LiveEvent::Metadata { offset, metadata } => Some((*offset, metadata.title.clone())),
-                    _ => None,
-                })
-                .collect();
+            let metas = titles(&events);
             assert!(metas.len() >= 5, "{} titles", metas.len());
             for (i, (offset, t)) in metas.iter().enumerate() {
                 let n = i as u64 + 1;
@@ -269,12 +285,7 @@ mod http {
                 drop_after: Some(raw_cut),
                 ..GenConfig::default()
             });
-            let cfg = HttpFileConfig::from_url(server.url())
-                .downloader(Downloader::new(DownloaderConfig::new(env.spawn.clone(), env.client.clone())))
-                .read_timeout(Some(STEP))
-                .bounded_memory(2 << 20)
-                .icy_metadata(true);
-            let mut s = env.timeout(STEP, Stream::<HttpFile>::new(cfg)).await.unwrap().unwrap();
+            let mut s = open_icy(&env, &server).await;
             let total = join as usize + 30 * metaint;
             let (data, events) = std::thread::spawn(move || {
                 let mut data = vec![0u8; total];
@@ -286,13 +297,7 @@ mod http {
             assert!(events.contains(&LiveEvent::Discontinuity { offset: join }), "{events:?}");
             assert!(gen_check(0, &data[..join as usize]), "audio before the join");
             assert!(gen_check(0, &data[join as usize..]), "audio after the join");
-            let metas: Vec<(u64, Option<String>)> = events
-                .iter()
-                .filter_map(|e| match e {
-                    LiveEvent::Metadata { offset, metadata } => Some((*offset, metadata.title.clone())),
-                    _ => None,
-                })
-                .collect();
+            let metas = titles(&events);
             // First connection: blocks 2, 4, ..., 38 (the 40th was cut);
             // second: from the join, blocks 2, 4, ... again.
             let mut expected: Vec<(u64, Option<String>)> = (1..20)

@@ -371,18 +371,5 @@ mod tests {
         // 600..1000 missing up to the frontier: the chunk being stored.
         assert!(!s.evicted_behind(700, 1000));
         assert!(!s.evicted_behind(1000, 1000));
-        assert!(!unbounded().evicted_behind(10, 1000));
-    }
-
-    fn unbounded() -> Arc<Shared> {
-        Arc::new(Shared::new(
-            Url::parse("http://127.0.0.1/x").unwrap(),
-            HeaderMap::new(),
-            StorageResource::memory(CancelToken::new()),
-            Timeline::new(),
-            16,
-            None,
-            None,
-        ))
     }
 }
