@@ -225,7 +225,8 @@ impl HttpFileSource {
         self.inner.storage()
     }
 
-    /// Bytes downloaded (present in storage) so far.
+    /// Bytes present in storage now (with bounded storage: what it holds,
+    /// not all that passed through).
     pub fn downloaded_bytes(&self) -> u64 {
         self.inner
             .storage()
