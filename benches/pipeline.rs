@@ -394,6 +394,8 @@ mod bench {
     pub(crate) enum StorageKind {
         Memory,
         File,
+        /// `HttpFileStorage::Bounded` with the default 16 MiB budget.
+        Bounded,
     }
 
     impl StorageKind {
@@ -401,6 +403,7 @@ mod bench {
             match self {
                 Self::Memory => "memory",
                 Self::File => "file",
+                Self::Bounded => "bounded",
             }
         }
     }
@@ -455,6 +458,10 @@ mod bench {
         let config = HttpFileConfig::from_url(url).downloader(dl.clone());
         let (config, dir) = match storage {
             StorageKind::Memory => (config.memory(), None),
+            StorageKind::Bounded => (
+                config.bounded_memory(kithara_stream::file::DEFAULT_BOUNDED_BUDGET),
+                None,
+            ),
             StorageKind::File => {
                 let dir = tempfile::tempdir().unwrap();
                 (config.cache_file(dir.path().join("body")), Some(dir))
@@ -557,6 +564,8 @@ mod bench {
         /// The subset of `seek_ms` whose bytes were not downloaded yet.
         pub(crate) seek_miss_ms: Vec<f64>,
         pub(crate) huge_peak: Peak,
+        pub(crate) huge_bounded_mbps: f64,
+        pub(crate) huge_bounded_peak: Peak,
     }
 
     /// CPU time (user + system) of this process's live threads, in
@@ -663,11 +672,13 @@ mod bench {
         pub(crate) dl: Series,
         pub(crate) mem: Series,
         pub(crate) file: Series,
+        /// Bounded memory storage (16 MiB budget).
+        pub(crate) bounded: Series,
     }
 
     fn seq_cases(b: &Backend, dl: &Downloader, url: &Url, len: u64, runs: usize) -> Seq {
         let mut r = Seq::default();
-        // `KITHARA_BENCH_SEQ=raw,dl,memory,file` (default: all) picks cases,
+        // `KITHARA_BENCH_SEQ=raw,dl,memory,file,bounded` (default: all) picks cases,
         // e.g. to profile one with `perf`.
         let pick = std::env::var("KITHARA_BENCH_SEQ").ok();
         let on = |name: &str| {
@@ -678,11 +689,12 @@ mod bench {
         let _ = raw_once(b, url, len);
         let _ = ours_once(b, dl, url, StorageKind::Memory, len);
         let _ = ours_once(b, dl, url, StorageKind::File, len);
+        let _ = ours_once(b, dl, url, StorageKind::Bounded, len);
         for i in 0..runs {
             // Rotate the order so no case always runs first or last.
-            for k in 0..4 {
-                let case = (i + k) % 4;
-                if !on(["raw", "memory", "file", "dl"][case]) {
+            for k in 0..5 {
+                let case = (i + k) % 5;
+                if !on(["raw", "memory", "file", "dl", "bounded"][case]) {
                     continue;
                 }
                 match case {
@@ -693,7 +705,10 @@ mod bench {
                     2 => r
                         .file
                         .push(len, || ours_once(b, dl, url, StorageKind::File, len)),
-                    _ => r.dl.push(len, || dl_drain_once(b, dl, url, len)),
+                    3 => r.dl.push(len, || dl_drain_once(b, dl, url, len)),
+                    _ => r
+                        .bounded
+                        .push(len, || ours_once(b, dl, url, StorageKind::Bounded, len)),
                 }
             }
             let p = |s: &Series| {
@@ -701,7 +716,7 @@ mod bench {
                 format!("{m:.0} MB/s ({f:.2} ms, {c:.2} CPU s/GB, server {sc:.2})")
             };
             eprintln!(
-                "  [{}] {} run {}: raw {}, downloader alone {}, memory {}, file {}",
+                "  [{}] {} run {}: raw {}, downloader alone {}, memory {}, file {}, bounded {}",
                 b.name,
                 url.path(),
                 i + 1,
@@ -709,6 +724,7 @@ mod bench {
                 p(&r.dl),
                 p(&r.mem),
                 p(&r.file),
+                p(&r.bounded),
             );
         }
         r
@@ -819,12 +835,12 @@ mod bench {
         (mbps(total, d), peak)
     }
 
-    fn huge_file(b: &Backend, plan: &Plan, url: &Url) -> (f64, Peak) {
+    fn huge(b: &Backend, plan: &Plan, url: &Url, kind: StorageKind) -> (f64, Peak) {
         let dl = b.downloader(kithara_stream::dl::DEFAULT_MAX_CONCURRENT);
         let dl = &dl;
         let base = status_kb("VmRSS:").unwrap_or(0);
         let sampler = Sampler::start();
-        let (rate, _) = ours_once(b, dl, url, StorageKind::File, plan.huge_len);
+        let (rate, _) = ours_once(b, dl, url, kind, plan.huge_len);
         (rate, sampler.finish(base))
     }
 
@@ -869,6 +885,16 @@ mod bench {
         );
         r.huge_mbps = rate;
         r.huge_peak = peak;
+        let (rate, peak) = run_case("huge-bounded", b.name, srv.port);
+        eprintln!(
+            "  [{}] {} MiB with bounded storage: {rate:.0} MB/s, peak RSS {:.1} MiB (at start {:.1} MiB)",
+            b.name,
+            plan.huge_len / MIB,
+            peak.rss_mib,
+            peak.base_rss_mib,
+        );
+        r.huge_bounded_mbps = rate;
+        r.huge_bounded_peak = peak;
         r
     }
 
@@ -912,14 +938,16 @@ mod bench {
         (out, misses)
     }
 
-    /// `f` of each sequential case: "raw / downloader / memory / file".
+    /// `f` of each sequential case: "raw / downloader / memory / file /
+    /// bounded".
     fn per_case(s: &Seq, f: fn(&Series) -> f64) -> String {
         format!(
-            "{:.2} / {:.2} / {:.2} / {:.2}",
+            "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
             f(&s.raw),
             f(&s.dl),
             f(&s.mem),
-            f(&s.file)
+            f(&s.file),
+            f(&s.bounded)
         )
     }
 
@@ -969,6 +997,17 @@ mod bench {
                     )
                 },
             );
+            row(
+                format!("{what}: ours, bounded memory 16 MiB (MB/s, ours/raw; target ≥ 0.85×)"),
+                &|r| {
+                    let s = pick(r);
+                    format!(
+                        "{:.0} ({:.2}×)",
+                        s.bounded.mbps(),
+                        s.bounded.mbps() / s.raw.mbps()
+                    )
+                },
+            );
             row(format!("{what}: raw, time to first chunk (ms)"), &|r| {
                 format!("{:.2}", pick(r).raw.first())
             });
@@ -980,7 +1019,7 @@ mod bench {
                 },
             );
             row(
-                format!("{what}: client CPU s per GB, raw / downloader / memory / file"),
+                format!("{what}: client CPU s per GB, raw / downloader / memory / file / bounded"),
                 &|r| per_case(pick(r), Series::cpu),
             );
             row(
@@ -991,7 +1030,9 @@ mod bench {
                 },
             );
             row(
-                format!("{what}: server child CPU s per GB, raw / downloader / memory / file"),
+                format!(
+                    "{what}: server child CPU s per GB, raw / downloader / memory / file / bounded"
+                ),
                 &|r| per_case(pick(r), Series::server_cpu),
             );
         };
@@ -1038,6 +1079,19 @@ mod bench {
             format!(
                 "{:.1} (at start {:.1})",
                 r.huge_peak.rss_mib, r.huge_peak.base_rss_mib
+            )
+        });
+        let huge = format!(
+            "{:.0} MiB, bounded memory storage, 16 MiB budget (1 run)",
+            mib(plan.huge_len)
+        );
+        row(format!("{huge}: MB/s"), &|r| {
+            format!("{:.0}", r.huge_bounded_mbps)
+        });
+        row(format!("{huge}: peak RSS MiB"), &|r| {
+            format!(
+                "{:.1} (at start {:.1})",
+                r.huge_bounded_peak.rss_mib, r.huge_bounded_peak.base_rss_mib
             )
         });
         let transfer_ms = READ_BUF as f64 / plan.seek_rate.max(1) as f64 * 1e3;
@@ -1129,7 +1183,18 @@ mod bench {
         let (rate, peak) = match case.as_str() {
             "conc-raw" => concurrent_raw(b, plan, &super::server_url(port, "/conc")),
             "conc-ours" => concurrent_ours(b, plan, &super::server_url(port, "/conc")),
-            "huge" => huge_file(b, plan, &super::server_url(port, "/huge")),
+            "huge" => huge(
+                b,
+                plan,
+                &super::server_url(port, "/huge"),
+                StorageKind::File,
+            ),
+            "huge-bounded" => huge(
+                b,
+                plan,
+                &super::server_url(port, "/huge"),
+                StorageKind::Bounded,
+            ),
             other => panic!("unknown case {other}"),
         };
         println!(

@@ -9,6 +9,7 @@ use url::Url;
 use super::{BodyStream, OnCompleteFn, OnResponseFn, RequestPriority, ValidatorFn, WriterFn};
 use crate::cancel::CancelToken;
 use crate::net::{NetError, RangeSpec, RequestMethod};
+use crate::rt::BoxFuture;
 
 /// One request for the [`Downloader`](super::Downloader), built with
 /// [`get`](Self::get) / [`head`](Self::head) and the chained setters.
@@ -58,7 +59,15 @@ pub struct FetchCmd {
     /// Called exactly once when the command ends, whatever the outcome
     /// (streaming commands).
     pub on_complete: Option<OnCompleteFn>,
+    /// Backpressure: asked before each chunk goes to the writer (streaming
+    /// commands); see [`ready`](Self::ready).
+    pub ready: Option<ReadyFn>,
 }
+
+/// A streaming command's backpressure hook (see [`FetchCmd::ready`]): given
+/// the length of the chunk about to be written, `None` means "write it now",
+/// `Some(future)` means "write it once the future completes".
+pub type ReadyFn = Box<dyn FnMut(usize) -> Option<BoxFuture<'static, ()>> + Send>;
 
 impl FetchCmd {
     /// A GET of `url`.
@@ -84,6 +93,7 @@ impl FetchCmd {
             writer: None,
             on_response: None,
             on_complete: None,
+            ready: None,
         }
     }
 
@@ -138,6 +148,45 @@ impl FetchCmd {
         writer: impl FnMut(bytes::Bytes) -> io::Result<()> + Send + 'static,
     ) -> Self {
         self.writer = Some(Box::new(writer));
+        self
+    }
+
+    /// Sets the backpressure hook: before each body chunk is handed to the
+    /// [`writer`](Self::writer), `ready(chunk_len)` is asked whether it may
+    /// go; a returned future is awaited first. While it waits the body is
+    /// not polled, so TCP flow control holds the server, the inactivity
+    /// timeout does not run (the wait is the consumer's, not the server's),
+    /// and cancelling the command ends the wait at once. A bounded storage's
+    /// writer uses it to wait for its reader
+    /// ([`StorageResource::writable`](crate::storage::StorageResource::writable)).
+    ///
+    /// ```
+    /// use kithara_stream::dl::FetchCmd;
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let storage = StorageResource::bounded(4 << 20, 256 << 10, CancelToken::new());
+    /// let (s1, s2) = (storage.clone(), storage);
+    /// let mut offset = 0u64;
+    /// let mut at = 0u64;
+    /// let url = url::Url::parse("http://127.0.0.1:8000/live").unwrap();
+    /// let cmd = FetchCmd::get(url)
+    ///     .ready(move |len| {
+    ///         let (o, _) = (offset, offset += len as u64);
+    ///         (!s1.is_writable(o)).then(|| Box::pin(s1.writable(o)) as _)
+    ///     })
+    ///     .writer(move |chunk| {
+    ///         s2.write_at(at, chunk).map_err(std::io::Error::other)?;
+    ///         at += chunk.len() as u64;
+    ///         Ok(())
+    ///     });
+    /// # drop(cmd);
+    /// ```
+    pub fn ready(
+        mut self,
+        ready: impl FnMut(usize) -> Option<BoxFuture<'static, ()>> + Send + 'static,
+    ) -> Self {
+        self.ready = Some(Box::new(ready));
         self
     }
 

@@ -18,7 +18,7 @@ use super::body::BodyStream;
 use super::cmd::writer_error;
 use super::downloader::{Shared, Slot};
 use super::events::{CancelReason, DownloaderEvent, Hub, RequestId, bandwidth_bps};
-use super::{FetchResponse, OnCompleteFn, OnResponseFn, ValidatorFn, WriterFn};
+use super::{FetchResponse, OnCompleteFn, OnResponseFn, ReadyFn, ValidatorFn, WriterFn};
 use crate::cancel::{CancelGroup, CancelToken, Cancelled};
 use crate::net::{
     ByteStream, ContentRange, HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod,
@@ -687,6 +687,7 @@ pub(crate) async fn run_streaming(
     completion: Completion,
     writer: Option<WriterFn>,
     on_response: Option<OnResponseFn>,
+    mut ready: Option<ReadyFn>,
     slot: Slot,
 ) {
     let publisher = completion.tracker.publisher.clone();
@@ -731,6 +732,14 @@ pub(crate) async fn run_streaming(
         match item {
             Ok(chunk) => {
                 let n = chunk.len() as u64;
+                // Backpressure: the body is not polled while the consumer
+                // has no room (nor is the inactivity timer running).
+                if let Some(wait) = ready.as_mut().and_then(|f| f(chunk.len()))
+                    && let Err(e) = race_cancel(&req.cancel, wait).await
+                {
+                    error = Some(e);
+                    break;
+                }
                 if let Err(e) = writer(chunk) {
                     error = Some(writer_error(&e));
                     break;

@@ -45,7 +45,7 @@ use http::HeaderMap;
 use url::Url;
 
 pub use body::BodyStream;
-pub use cmd::{FetchCmd, FetchResponse};
+pub use cmd::{FetchCmd, FetchResponse, ReadyFn};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_TIMEOUT, DownloaderConfig,

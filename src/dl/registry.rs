@@ -21,7 +21,9 @@ use super::events::{DownloaderEvent, Hub};
 use super::fetch::{
     Completion, Publisher, Request, Tokens, Tracker, run_imperative, run_streaming,
 };
-use super::{FetchCmd, FetchResponse, OnResponseFn, Peer, RequestPriority, WriterFn, slot_index};
+use super::{
+    FetchCmd, FetchResponse, OnResponseFn, Peer, ReadyFn, RequestPriority, WriterFn, slot_index,
+};
 use crate::cancel::{CancelGroup, CancelHook, CancelToken, Cancelled};
 use crate::net::NetError;
 use crate::rt::BoxFuture;
@@ -60,6 +62,7 @@ enum Kind {
         completion: Completion,
         writer: Option<WriterFn>,
         on_response: Option<OnResponseFn>,
+        ready: Option<ReadyFn>,
     },
     Imperative {
         tracker: Tracker,
@@ -310,6 +313,7 @@ impl Registry {
                 completion,
                 writer: cmd.writer.take(),
                 on_response: cmd.on_response.take(),
+                ready: cmd.ready.take(),
             },
         };
         self.peers[i].queued += 1;
@@ -448,9 +452,17 @@ impl Registry {
                 mut completion,
                 writer,
                 on_response,
+                ready,
             } => {
                 completion.tracker.start();
-                Box::pin(run_streaming(req, completion, writer, on_response, slot))
+                Box::pin(run_streaming(
+                    req,
+                    completion,
+                    writer,
+                    on_response,
+                    ready,
+                    slot,
+                ))
             }
             Kind::Imperative {
                 mut tracker,

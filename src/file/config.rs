@@ -13,6 +13,14 @@ use crate::net::{NetError, parse_url};
 /// Default [`HttpFileConfig::reaim_window`]: 64 KiB.
 pub const DEFAULT_REAIM_WINDOW: u64 = 64 * 1024;
 
+/// Default budget of [`HttpFileStorage::Bounded`] (via
+/// [`HttpFileConfig::bounded_memory`]): 16 MiB.
+pub const DEFAULT_BOUNDED_BUDGET: u64 = 16 << 20;
+
+/// Default look-behind of [`HttpFileStorage::Bounded`]: 256 KiB, enough for
+/// a decoder's small backward seeks.
+pub const DEFAULT_LOOK_BEHIND: u64 = 256 << 10;
+
 /// Where an [`HttpFile`](super::HttpFile) keeps the bytes it downloads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -29,6 +37,20 @@ pub enum HttpFileStorage {
     /// validator is kept in `<path>.validator`. One open stream per path at
     /// a time.
     File(PathBuf),
+    /// In memory within a fixed budget, however long the stream (internet
+    /// radio, hours-long podcasts): see
+    /// [`StorageResource::bounded`](crate::storage::StorageResource::bounded).
+    /// The download pauses (TCP flow control holds the server) when it is
+    /// `budget` ahead of the reader. Seeking into a part no longer held
+    /// fetches it again with `Range`; on a server without `Range` support
+    /// or a live stream it is
+    /// [`StorageError::Evicted`](crate::storage::StorageError::Evicted).
+    Bounded {
+        /// Bytes held at most (rounded up to 64 KiB pages, at least 1 MiB).
+        budget: u64,
+        /// Bytes kept behind the reader (at most a quarter of the budget).
+        look_behind: u64,
+    },
 }
 
 /// How to open an [`HttpFile`](super::HttpFile): the URL, the downloader,
@@ -56,6 +78,7 @@ pub struct HttpFileConfig {
     pub(crate) headers: HeaderMap,
     pub(crate) reaim_window: u64,
     pub(crate) revalidate: bool,
+    pub(crate) icy: bool,
 }
 
 impl fmt::Debug for HttpFileConfig {
@@ -68,6 +91,7 @@ impl fmt::Debug for HttpFileConfig {
             .field("headers", &self.headers)
             .field("reaim_window", &self.reaim_window)
             .field("revalidate", &self.revalidate)
+            .field("icy", &self.icy)
             .finish()
     }
 }
@@ -94,6 +118,7 @@ impl HttpFileConfig {
             headers: HeaderMap::new(),
             reaim_window: DEFAULT_REAIM_WINDOW,
             revalidate: false,
+            icy: false,
         }
     }
 
@@ -122,6 +147,26 @@ impl HttpFileConfig {
     /// Keeps the bytes in a cache file at `path`; see [`HttpFileStorage::File`].
     pub fn cache_file(self, path: impl Into<PathBuf>) -> Self {
         self.storage(HttpFileStorage::File(path.into()))
+    }
+
+    /// Keeps at most `budget` bytes in memory ([`HttpFileStorage::Bounded`]
+    /// with [`DEFAULT_LOOK_BEHIND`]); use [`DEFAULT_BOUNDED_BUDGET`] unless
+    /// you know better. The choice for live streams and long resources.
+    pub fn bounded_memory(self, budget: u64) -> Self {
+        self.storage(HttpFileStorage::Bounded {
+            budget,
+            look_behind: DEFAULT_LOOK_BEHIND,
+        })
+    }
+
+    /// Asks for Icecast/Shoutcast metadata (`Icy-MetaData: 1`; default
+    /// off). When the answer has `icy-metaint`, the metadata blocks are
+    /// taken out of the byte stream (the reader sees the audio bytes only)
+    /// and each title is published with the audio offset where it starts:
+    /// see `HttpFileSource::icy_title` and `HttpFileSource::live_events`.
+    pub fn icy_metadata(mut self, on: bool) -> Self {
+        self.icy = on;
+        self
     }
 
     /// A blocking `Read` on the stream that makes no progress for this long

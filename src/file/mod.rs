@@ -83,6 +83,7 @@
 #[cfg(test)]
 mod blocking_tests;
 mod config;
+pub mod icy;
 mod peer;
 
 use std::fmt;
@@ -94,8 +95,12 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use config::{DEFAULT_REAIM_WINDOW, HttpFileConfig, HttpFileStorage};
+pub use config::{
+    DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND, DEFAULT_REAIM_WINDOW, HttpFileConfig,
+    HttpFileStorage,
+};
 pub use peer::MAX_FETCH_FAILURES;
+pub use peer::live::{IcyTitle, LIVE_EVENT_CAPACITY, LiveEvent};
 use peer::{FilePeer, Opening, Shared, Terminal};
 
 use crate::cancel::CancelToken;
@@ -227,9 +232,13 @@ impl HttpFileSource {
                 })??;
             known_len = None;
         }
+        let mut headers = config.headers;
+        if config.icy {
+            headers.insert("icy-metadata", http::HeaderValue::from_static("1"));
+        }
         let shared = Arc::new(Shared::new(
             config.url,
-            config.headers,
+            headers,
             storage.clone(),
             timeline.clone(),
             config.reaim_window,
@@ -238,6 +247,7 @@ impl HttpFileSource {
             known_len.or(storage.len_hint()),
             Some(downloader.offload()),
         ));
+        shared.set_icy(config.icy);
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         // A downloader that is shut down (or shuts down meanwhile) cancels
         // the peer: that ends the wait too.
@@ -309,7 +319,8 @@ impl HttpFileSource {
         self.inner.storage()
     }
 
-    /// Bytes downloaded (present in storage) so far.
+    /// Bytes present in storage now (with bounded storage: what it holds,
+    /// not all that passed through).
     pub fn downloaded_bytes(&self) -> u64 {
         self.inner
             .storage()
@@ -351,6 +362,36 @@ impl HttpFileSource {
         self.shared.restarts()
     }
 
+    /// Whether the stream is live (endless): no length, no `Range`, and a
+    /// radio's signs (`icy-*` headers or an audio type). A live stream that
+    /// drops is continued by a new plain GET, appending after what was
+    /// received ([`LiveEvent::Discontinuity`] marks the join); its
+    /// [`len`](Source::len) stays `None` until the server ends it.
+    pub fn is_live(&self) -> bool {
+        self.shared.is_live()
+    }
+
+    /// The station's `icy-*` headers (`icy-name`, `icy-genre`, `icy-br`,
+    /// `icy-url`, `icy-metaint`), if the first answer had any.
+    pub fn icy_headers(&self) -> Option<icy::IcyHeaders> {
+        self.shared.icy_headers()
+    }
+
+    /// The latest ICY metadata block received (see
+    /// [`HttpFileConfig::icy_metadata`]) and the audio offset where it
+    /// starts. It is the *downloaded* one: compare its offset with the
+    /// reader's position to know whether it is playing yet.
+    pub fn icy_title(&self) -> Option<IcyTitle> {
+        self.shared.icy_title()
+    }
+
+    /// Takes the live events (ICY metadata, discontinuities) received since
+    /// the last call, oldest first; at most [`LIVE_EVENT_CAPACITY`] are
+    /// kept. Never blocks.
+    pub fn live_events(&self) -> Vec<LiveEvent> {
+        self.shared.drain_live_events()
+    }
+
     /// Marks the timeline playing (the peer then reports
     /// `RequestPriority::High`, and its queued fetches move slot at once)
     /// or not. Setting the flag on the [`timeline`](Source::timeline)
@@ -364,6 +405,28 @@ impl HttpFileSource {
     /// `None` for a complete cache opened without a downloader.
     pub fn peer(&self) -> Option<&PeerHandle> {
         self.handle.as_ref()
+    }
+
+    /// [`StorageError::Evicted`] for a byte a bounded storage no longer
+    /// holds and the resource cannot deliver again.
+    fn reachable(&self, pos: u64) -> StreamResult<()> {
+        if self.shared.unreachable(pos) {
+            return Err(SourceError::Storage(StorageError::Evicted { offset: pos }).into());
+        }
+        Ok(())
+    }
+
+    /// Where a wait for `range` needs the download: its start, or for a
+    /// bounded storage its first missing byte (the fetch that would bring
+    /// it may be paused elsewhere, waiting for room, and must be re-aimed).
+    fn first_wanted(&self, range: &Range<u64>) -> u64 {
+        let storage = self.inner.storage();
+        if !storage.is_bounded() {
+            return range.start;
+        }
+        storage
+            .next_gap(range.start, range.end)
+            .map_or(range.start, |gap| gap.start)
     }
 
     /// Replaces a storage failure with the typed download error behind it,
@@ -416,6 +479,10 @@ fn open_storage(
     let storage = match kind {
         HttpFileStorage::Memory => StorageResource::memory(cancel),
         HttpFileStorage::File(path) => StorageResource::open_file(path, cancel)?,
+        HttpFileStorage::Bounded {
+            budget,
+            look_behind,
+        } => StorageResource::bounded(*budget, *look_behind, cancel),
     };
     let known_len = storage.len();
     if let Some(len) = known_len {
@@ -491,7 +558,8 @@ impl Source for HttpFileSource {
         timeout: Option<Duration>,
     ) -> StreamResult<WaitOutcome> {
         self.revive_if_reported();
-        self.shared.want(range.start);
+        self.reachable(range.start)?;
+        self.shared.want(self.first_wanted(&range));
         let r = self.inner.wait_range(range, timeout);
         self.map(r)
     }
@@ -514,7 +582,9 @@ impl Source for HttpFileSource {
     /// neither present nor about to arrive.
     fn set_position(&self, pos: u64) {
         self.inner.set_position(pos);
-        self.shared.want(pos);
+        if !self.shared.unreachable(pos) {
+            self.shared.want(pos);
+        }
     }
 
     fn advance(&self, n: u64) {
@@ -556,7 +626,8 @@ impl Source for HttpFileSource {
         range: Range<u64>,
     ) -> Poll<StreamResult<WaitOutcome>> {
         self.revive_if_reported();
-        self.shared.want(range.start);
+        self.reachable(range.start)?;
+        self.shared.want(self.first_wanted(&range));
         let r = futures::ready!(self.inner.poll_wait_range(cx, range));
         Poll::Ready(self.map(r))
     }

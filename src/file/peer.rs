@@ -17,6 +17,8 @@ use crate::offload::Offload;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
 
+pub(crate) mod live;
+
 /// Consecutive failed fetches (each already retried/resumed by the
 /// downloader within its retry budget) without a byte of progress before
 /// the download gives up. That give-up is transient: the resource fails
@@ -101,6 +103,8 @@ pub(crate) struct Shared {
     /// halves of a read (lock order: `consumed`, then `state`).
     consumed: Mutex<bool>,
     state: Mutex<State>,
+    /// Live stream, ICY and bounded-storage state (see `live`).
+    live: Mutex<live::LiveState>,
 }
 
 /// Where `new` stands: headers in, failed, or still waiting.
@@ -149,6 +153,7 @@ impl Shared {
                 validator,
                 ..State::default()
             }),
+            live: Mutex::default(),
         }
     }
 
@@ -288,7 +293,11 @@ impl Shared {
                 // the running one streams the whole body, storing every
                 // missing byte: behind its frontier is stored, ahead comes
                 // in order. Never cancel it (one pass, not one per seek).
-                if st.ranges_supported == Some(false) || (within && soon) {
+                // A bounded storage may have evicted what lies behind it:
+                // then only a new fetch brings it.
+                if (st.ranges_supported == Some(false) || (within && soon))
+                    && !self.evicted_behind(pos, f)
+                {
                     return;
                 }
                 st.active.take()
@@ -388,16 +397,23 @@ impl Shared {
             return Poll::Pending;
         }
         let limit = st.len.or(st.limit).unwrap_or(u64::MAX);
-        let from = st.want.min(limit);
+        let from = self
+            .live_append_point()
+            .unwrap_or_else(|| st.want.min(limit));
+        // A bounded storage fetches only at and after the reader: filling
+        // the gaps behind it would evict what it just fetched.
+        let bounded = self.storage.is_bounded();
         let gap = self.storage.next_gap(from, limit).or_else(|| {
-            if from > 0 {
+            if from > 0 && !bounded {
                 self.storage.next_gap(0, from)
             } else {
                 None
             }
         });
         let Some(gap) = gap else {
-            if st.len.is_none() && st.limit.is_none() {
+            if st.len.is_none() && st.limit.is_none()
+                || (bounded && self.storage.next_gap(0, limit).is_some())
+            {
                 return Poll::Pending;
             }
             // Usually the last fetch's completion committed already; this
@@ -407,7 +423,8 @@ impl Shared {
         };
         let start = gap.start;
         let end = (gap.end < limit).then_some(gap.end);
-        let ranged = start > 0 || end.is_some();
+        // A live stream is continued by a plain GET.
+        let ranged = (start > 0 || end.is_some()) && !self.is_live();
         // Every request for a part of the resource names the version it
         // wants a part of (RFC 9110 §13.1.5).
         let if_range = st.validator.clone().filter(|_| ranged);
@@ -458,12 +475,9 @@ impl Shared {
                 }
             }
         }
-        let (s1, c1) = (self.clone(), ctx.clone());
-        let (s2, c2) = (self.clone(), ctx.clone());
         let s3 = self.clone();
-        let cmd = cmd
-            .on_response(move |h| s1.on_response(&c1, h))
-            .writer(move |chunk| s2.write(&c2, chunk))
+        let cmd = self
+            .live_callbacks(cmd, &ctx)
             .on_complete(move |bytes, _h, err| s3.on_complete(&ctx, bytes, err));
         Poll::Ready(Some(vec![cmd]))
     }

@@ -18,6 +18,7 @@ mod file;
 mod memory;
 mod range_set;
 mod resource;
+mod ring;
 
 use std::io;
 
@@ -25,6 +26,7 @@ pub use claim::PATH_CLAIM_TIMEOUT;
 pub use memory::PagePool;
 pub use range_set::RangeSet;
 pub use resource::{Changed, SIDECAR_SUFFIX, StorageResource};
+pub use ring::MIN_BUDGET;
 
 /// Errors of [`StorageResource`] operations. Display strings are stable.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,25 @@ pub enum StorageError {
     /// passed before the range became ready.
     #[error("wait deadline exceeded")]
     DeadlineExceeded,
+    /// A write to a [`bounded`](StorageResource::bounded) resource found no
+    /// room from this offset on without evicting bytes the reader has not
+    /// read; the part before it was stored. Await
+    /// [`writable`](StorageResource::writable) before writing.
+    #[error("bounded storage full at byte {offset}: the reader is too far behind")]
+    BudgetExceeded {
+        /// The first byte not stored.
+        offset: u64,
+    },
+    /// Bytes a bounded resource evicted (or a live stream passed) were asked
+    /// for again, and the resource cannot be fetched again there (the server
+    /// does not support `Range`, or the stream is live).
+    #[error(
+        "range starting at byte {offset} is outside the retained window and cannot be fetched again"
+    )]
+    Evicted {
+        /// The first byte asked for.
+        offset: u64,
+    },
     /// The sidecar metadata file of a file-backed resource is unreadable.
     #[error("corrupt range metadata in {path}: {reason}")]
     CorruptMetadata {

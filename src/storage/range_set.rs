@@ -61,6 +61,38 @@ impl RangeSet {
         self.map.insert(start, end);
     }
 
+    /// Removes `range` (ignored if empty or inverted), splitting a stored
+    /// range that straddles either end.
+    ///
+    /// ```
+    /// use kithara_stream::storage::RangeSet;
+    ///
+    /// let mut set: RangeSet = [0..100].into_iter().collect();
+    /// set.remove(10..20);
+    /// assert_eq!(set.iter().collect::<Vec<_>>(), vec![0..10, 20..100]);
+    /// ```
+    pub fn remove(&mut self, range: Range<u64>) {
+        if range.start >= range.end {
+            return;
+        }
+        let hit: Vec<(u64, u64)> = self
+            .map
+            .range(..range.end)
+            .rev()
+            .take_while(|&(_, &e)| e > range.start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in hit {
+            self.map.remove(&s);
+            if s < range.start {
+                self.map.insert(s, range.start);
+            }
+            if e > range.end {
+                self.map.insert(range.end, e);
+            }
+        }
+    }
+
     /// Removes everything at or after `len`.
     pub fn truncate(&mut self, len: u64) {
         let tail: Vec<u64> = self.map.range(len..).map(|(&s, _)| s).collect();

@@ -17,6 +17,7 @@ use event_listener::{Event, EventListener, Listener};
 use super::claim::{PATH_CLAIM_TIMEOUT, PathClaim};
 use super::file::{self, FileData};
 use super::memory::Pages;
+use super::ring::Ring;
 use super::{RangeSet, ResourceStatus, StorageError, StorageResult, WaitOutcome};
 use crate::cancel::{CancelHook, CancelToken, lock};
 use crate::net::Validator;
@@ -90,12 +91,17 @@ struct Inner {
     /// A cache file's claim on its path, released once the last record is
     /// written.
     claim: Option<PathClaim>,
+    /// For the bounded backend: how far past its start a wait may reach
+    /// (see `Ring::max_wait`), and how far the reader moves before a
+    /// blocked writer is woken (see `Ring::wake_step`).
+    ring_wait: Option<(u64, u64)>,
     _hook: CancelHook,
 }
 
 enum Data {
     Memory(Pages),
     File(FileData),
+    Ring(Ring),
 }
 
 #[derive(Default)]
@@ -110,6 +116,11 @@ struct State {
     on_disk: bool,
     /// The validator of the version whose bytes are stored.
     validator: Option<Validator>,
+    /// Bounded backend: the reader's position (see `note_reader`).
+    cursor: u64,
+    /// Bounded backend: a writer waits for the reader to move on, to write
+    /// at `.0`; the reader was at `.1` then.
+    writer_blocked: Option<(u64, u64)>,
 }
 
 fn read_data(l: &RwLock<Data>) -> RwLockReadGuard<'_, Data> {
@@ -147,6 +158,10 @@ impl StorageResource {
             ev.notify(usize::MAX);
         });
         let is_file = matches!(data, Data::File(_));
+        let ring_wait = match &data {
+            Data::Ring(r) => Some((r.max_wait(), r.wake_step())),
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -158,6 +173,7 @@ impl StorageResource {
                 is_file,
                 offload: OnceLock::new(),
                 claim,
+                ring_wait,
                 _hook: hook,
             }),
         }
@@ -168,6 +184,58 @@ impl StorageResource {
         Self::build(
             cancel,
             Data::Memory(Pages::default()),
+            None,
+            State::default(),
+            None,
+        )
+    }
+
+    /// An empty, active, memory-backed resource that never holds more than
+    /// `budget` bytes (rounded up to 64 KiB pages, at least
+    /// [`MIN_BUDGET`](super::MIN_BUDGET)), however long the stream: an
+    /// internet radio, an hours-long podcast. Never blocks.
+    ///
+    /// The resource follows its reader: the position of the last
+    /// [`wait_range`](Self::wait_range)/[`check_range`](Self::check_range)
+    /// start and the end of the last [`read_at`](Self::read_at) past it.
+    /// Up to `look_behind` bytes (at most a quarter of the budget) behind
+    /// the reader are kept, so a decoder's small backward seeks stay local;
+    /// bytes farther behind, then bytes far ahead, are evicted to make room
+    /// (an evicted range is simply not present any more: `wait_range` waits
+    /// for it, as for any missing range).
+    ///
+    /// Bytes the reader has not reached are never evicted: the writer waits
+    /// for the reader instead, by awaiting [`writable`](Self::writable)
+    /// before each write. A write that would need to evict them stores what
+    /// has room and fails with
+    /// [`BudgetExceeded`](StorageError::BudgetExceeded). A wait is clipped to
+    /// what fits (about the budget minus the look-behind): a reader asking
+    /// for more gets `Ready` once that much is present, and `read_at` returns
+    /// it.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::bounded(1 << 20, 64 << 10, CancelToken::new());
+    /// let mut buf = vec![0u8; 64 << 10];
+    /// let mut offset = 0u64;
+    /// // 16 MiB through a 1 MiB budget: the writer waits for the reader.
+    /// for i in 0..256u64 {
+    ///     let chunk = vec![i as u8; 64 << 10];
+    ///     assert!(res.is_writable(offset));
+    ///     res.write_at(offset, &chunk).unwrap();
+    ///     assert_eq!(res.read_at(offset, &mut buf).unwrap(), chunk.len());
+    ///     assert_eq!(buf, chunk);
+    ///     offset += chunk.len() as u64;
+    /// }
+    /// assert!(res.resident_bytes() <= 1 << 20);
+    /// assert!(!res.contains_range(0..1), "evicted long ago");
+    /// ```
+    pub fn bounded(budget: u64, look_behind: u64, cancel: CancelToken) -> Self {
+        Self::build(
+            cancel,
+            Data::Ring(Ring::new(budget, look_behind)),
             None,
             State::default(),
             None,
@@ -333,6 +401,10 @@ impl StorageResource {
         // its length first and truncates the file only under the exclusive
         // lock, so it can neither slip between the check and the write (and
         // truncate under it) nor drop these bytes without this write seeing it.
+        if self.inner.ring_wait.is_some() {
+            // Its own checks, under the exclusive data lock.
+            return self.write_ring(offset, data);
+        }
         let guard = read_data(&self.inner.data);
         {
             let st = lock(&self.inner.state);
@@ -347,6 +419,7 @@ impl StorageResource {
         match &*guard {
             Data::File(f) => f.write_all_at(offset, data)?,
             Data::Memory(pages) => pages.write(offset, data),
+            Data::Ring(_) => {}
         }
         let landed = {
             let mut st = lock(&self.inner.state);
@@ -413,6 +486,11 @@ impl StorageResource {
         match &*data {
             Data::Memory(pages) => pages.read(offset, &mut buf[..n]),
             Data::File(f) => f.read_exact_at(offset, &mut buf[..n])?,
+            Data::Ring(ring) => {
+                ring.read(offset, &mut buf[..n]);
+                drop(data);
+                self.reader_passed(offset + n as u64);
+            }
         }
         Ok(n)
     }
@@ -443,6 +521,7 @@ impl StorageResource {
                 pages.release_spare();
                 Ok(())
             }
+            Data::Ring(_) => Ok(()),
             Data::File(f) => f.set_len(len),
         };
         // Waiters learn the end now; the durability work below (an
@@ -506,7 +585,7 @@ impl StorageResource {
     pub(crate) fn settle(&self) -> StorageResult<()> {
         match &*read_data(&self.inner.data) {
             Data::File(f) => Ok(f.settle()?),
-            Data::Memory(_) => Ok(()),
+            Data::Memory(_) | Data::Ring(_) => Ok(()),
         }
     }
 
@@ -642,6 +721,8 @@ impl StorageResource {
                 pages.release_spare();
                 Ok(())
             }
+            // Its pages hold no range any more: the next writes reuse them.
+            Data::Ring(_) => Ok(()),
         };
         drop(data);
         self.notify();
@@ -690,6 +771,8 @@ impl StorageResource {
     /// part below `final_len`) → `Ready`, **also after a failure**; failed →
     /// `Failed`; committed and `start >= final_len` → `Eof`; committed with
     /// a gap → [`Missing`](StorageError::Missing); otherwise pending.
+    /// A [`bounded`](Self::bounded) resource first notes the reader at
+    /// `range.start` and clips the range to what its budget can hold.
     pub fn check_range(&self, range: Range<u64>) -> StorageResult<Option<WaitOutcome>> {
         if range.start > range.end {
             return Err(StorageError::InvalidRange {
@@ -700,10 +783,11 @@ impl StorageResource {
         if range.start == range.end {
             return Ok(Some(WaitOutcome::Ready));
         }
-        let st = lock(&self.inner.state);
+        let mut st = lock(&self.inner.state);
         if self.inner.cancel.is_cancelled() {
             return Err(StorageError::Cancelled);
         }
+        let range = self.note_reader(&mut st, range);
         if st.available.contains(range.clone()) {
             return Ok(Some(WaitOutcome::Ready));
         }
@@ -841,6 +925,141 @@ impl StorageResource {
     /// used by sources after a seek (`Source::notify_waiting`).
     pub fn notify_waiters(&self) {
         self.notify();
+    }
+}
+
+/// The bounded backend (see [`StorageResource::bounded`]).
+impl StorageResource {
+    /// Whether this is a [`bounded`](Self::bounded) resource.
+    pub fn is_bounded(&self) -> bool {
+        self.inner.ring_wait.is_some()
+    }
+
+    /// The memory budget of a [`bounded`](Self::bounded) resource (after
+    /// rounding), `None` for the other backends.
+    pub fn budget(&self) -> Option<u64> {
+        match &*read_data(&self.inner.data) {
+            Data::Ring(r) => Some(r.budget()),
+            _ => None,
+        }
+    }
+
+    /// Bytes of pages a [`bounded`](Self::bounded) resource holds now
+    /// (never more than its budget); 0 for the other backends.
+    pub fn resident_bytes(&self) -> u64 {
+        match &*read_data(&self.inner.data) {
+            Data::Ring(r) => r.resident(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a write starting at `offset` may go ahead now. Always true
+    /// except for a [`bounded`](Self::bounded) resource whose window (the
+    /// look-behind plus what the reader has not read, up to the budget) has
+    /// no room at `offset`; also true once the resource is failed,
+    /// cancelled or committed (the write then reports why). Never blocks.
+    pub fn is_writable(&self, offset: u64) -> bool {
+        let data = read_data(&self.inner.data);
+        let Data::Ring(ring) = &*data else {
+            return true;
+        };
+        let mut st = lock(&self.inner.state);
+        if st.failed.is_some() || st.committed.is_some() || self.inner.cancel.is_cancelled() {
+            return true;
+        }
+        let ok = ring.writable(st.cursor, offset);
+        if !ok {
+            st.writer_blocked = Some((offset, st.cursor));
+        }
+        ok
+    }
+
+    /// Completes once a write starting at `offset` may go ahead (see
+    /// [`is_writable`](Self::is_writable)): at once for every backend but
+    /// [`bounded`](Self::bounded), whose writer waits here for the reader
+    /// to move on. Woken by the reader's progress, a seek, and by
+    /// cancel/fail/commit; never polls. `'static`, `Send`, cancel-safe.
+    pub fn writable(&self, offset: u64) -> impl Future<Output = ()> + Send + 'static {
+        let this = self.clone();
+        async move {
+            if !this.is_bounded() {
+                return;
+            }
+            loop {
+                if this.is_writable(offset) {
+                    return;
+                }
+                let changed = this.changed();
+                if this.is_writable(offset) {
+                    return;
+                }
+                changed.await;
+            }
+        }
+    }
+
+    /// The reader is at `range.start`: a bounded resource follows it (and
+    /// wakes a blocked writer when it moved) and clips the wait to what its
+    /// window can hold. Other backends: `range` unchanged.
+    fn note_reader(&self, st: &mut State, range: Range<u64>) -> Range<u64> {
+        let Some((max, _)) = self.inner.ring_wait else {
+            return range;
+        };
+        let end = range.end.min(range.start.saturating_add(max));
+        self.move_cursor(st, range.start, end);
+        range.start..end
+    }
+
+    /// A read at a bounded resource ended at `end`: the cursor moves
+    /// forward to it (never back: a peek at the start, e.g. for magic
+    /// bytes, must not pull the window back).
+    fn reader_passed(&self, end: u64) {
+        let mut st = lock(&self.inner.state);
+        if end > st.cursor {
+            self.move_cursor(&mut st, end, end);
+        }
+    }
+
+    /// Moves the cursor to `pos`, the reader needing bytes up to `need`.
+    /// A blocked writer is woken in batches: once the reader moved a step
+    /// on (or back), or at once when the reader needs what it would write.
+    /// Woken writers re-check; one that is still blocked blocks again.
+    fn move_cursor(&self, st: &mut State, pos: u64, need: u64) {
+        st.cursor = pos;
+        let Some((offset, since)) = st.writer_blocked else {
+            return;
+        };
+        let step = self.inner.ring_wait.map_or(0, |(_, step)| step);
+        if pos < since || pos - since >= step || need > offset {
+            st.writer_blocked = None;
+            self.notify();
+        }
+    }
+
+    /// `write_at` for the bounded backend: evictions and the copy happen
+    /// under the exclusive data lock, so no reader copies out of a page
+    /// while it changes hands.
+    fn write_ring(&self, offset: u64, data: &[u8]) -> StorageResult<()> {
+        let stored = {
+            let mut guard = write_data(&self.inner.data);
+            let Data::Ring(ring) = &mut *guard else {
+                return Ok(());
+            };
+            let mut st = lock(&self.inner.state);
+            self.health(&st)?;
+            if st.committed.is_some() {
+                return Err(StorageError::WriteAfterCommit);
+            }
+            let cursor = st.cursor;
+            ring.write(offset, data, cursor, &mut st.available).stored
+        };
+        self.notify();
+        if stored < data.len() {
+            return Err(StorageError::BudgetExceeded {
+                offset: offset + stored as u64,
+            });
+        }
+        Ok(())
     }
 }
 
