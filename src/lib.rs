@@ -52,6 +52,8 @@ mod media_source;
 mod error;
 mod source;
 mod stream;
+#[cfg(test)]
+mod test_util;
 mod timeline;
 
 pub use error::{SourceError, StreamError, StreamResult};
