@@ -19,11 +19,7 @@ use kithara_stream::{
 };
 
 mod sync_common;
-use sync_common::stream_over;
-
-#[path = "../src/test_util.rs"]
-mod test_util;
-use test_util::{LIMIT, spawn};
+use sync_common::{LIMIT, spawn, stream_over};
 
 /// A source whose every wait fails with the error `make` builds.
 struct FailingSource {

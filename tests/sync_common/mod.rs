@@ -1,12 +1,12 @@
 //! Helpers shared by the sync-side integration tests (`sync_stream`, `sync_async`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
 use kithara_stream::storage::StorageResource;
 use kithara_stream::{StorageSource, Stream};
+
+#[path = "../../src/test_util.rs"]
+mod test_util;
+pub use test_util::*;
 
 /// The stream type these tests read through.
 pub type S = Stream<StorageSource>;
@@ -27,14 +27,4 @@ pub fn body(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// Runs `f` on a thread and fails the test if it does not finish in `limit`.
-pub fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .expect("did not finish in time (hang?)")
 }
