@@ -8,7 +8,7 @@ mod dl_common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dl_common::{PoolSpawn, block_on_timeout};
+use dl_common::{PoolSpawn, block_on_timeout, within};
 use kithara_stream::dl::{Downloader, DownloaderConfig};
 use kithara_stream::net::{MemoryClient, MemoryResource};
 use kithara_stream::{HttpFile, HttpFileConfig, Stream};
@@ -63,55 +63,59 @@ fn symphonia_decodes_and_seeks_a_stream() {
     assert!(stream.is_seekable());
     assert_eq!(stream.byte_len(), Some(44 + 2 * u64::from(frames)));
 
-    let decoded = std::thread::spawn(move || {
-        let mss = MediaSourceStream::new(Box::new(stream), Default::default());
-        let mut hint = Hint::new();
-        hint.with_extension("wav");
-        let probed = symphonia::default::get_probe()
-            .format(
-                &hint,
-                mss,
-                &FormatOptions::default(),
-                &MetadataOptions::default(),
-            )
-            .unwrap();
-        let mut format = probed.format;
-        let track = format.default_track().unwrap().clone();
-        let mut decoder = symphonia::default::get_codecs()
-            .make(&track.codec_params, &DecoderOptions::default())
-            .unwrap();
-        let seeked = format
-            .seek(
-                SeekMode::Accurate,
-                SeekTo::TimeStamp {
-                    ts: 30_000,
-                    track_id: track.id,
-                },
-            )
-            .unwrap();
-        decoder.reset();
-        let mut next = seeked.actual_ts;
-        let mut got = 0u64;
-        loop {
-            let packet = match format.next_packet() {
-                Ok(p) => p,
-                Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => panic!("{e}"),
-            };
-            let buf = decoder.decode(&packet).unwrap();
-            let mut samples = SampleBuffer::<i16>::new(buf.capacity() as u64, *buf.spec());
-            samples.copy_interleaved_ref(buf);
-            assert_eq!(packet.ts(), next);
-            for (k, s) in samples.samples().iter().enumerate() {
-                assert_eq!(*s, (packet.ts() + k as u64) as i16);
+    let decoded = within(
+        Duration::from_secs(60),
+        "probe, seek and decode",
+        move || {
+            let mss = MediaSourceStream::new(Box::new(stream), Default::default());
+            let mut hint = Hint::new();
+            hint.with_extension("wav");
+            let probed = symphonia::default::get_probe()
+                .format(
+                    &hint,
+                    mss,
+                    &FormatOptions::default(),
+                    &MetadataOptions::default(),
+                )
+                .unwrap();
+            let mut format = probed.format;
+            let track = format.default_track().unwrap().clone();
+            let mut decoder = symphonia::default::get_codecs()
+                .make(&track.codec_params, &DecoderOptions::default())
+                .unwrap();
+            let seeked = format
+                .seek(
+                    SeekMode::Accurate,
+                    SeekTo::TimeStamp {
+                        ts: 30_000,
+                        track_id: track.id,
+                    },
+                )
+                .unwrap();
+            decoder.reset();
+            let mut next = seeked.actual_ts;
+            let mut got = 0u64;
+            loop {
+                let packet = match format.next_packet() {
+                    Ok(p) => p,
+                    Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                };
+                let buf = decoder.decode(&packet).unwrap();
+                let mut samples = SampleBuffer::<i16>::new(buf.capacity() as u64, *buf.spec());
+                samples.copy_interleaved_ref(buf);
+                assert_eq!(packet.ts(), next);
+                for (k, s) in samples.samples().iter().enumerate() {
+                    assert_eq!(*s, (packet.ts() + k as u64) as i16);
+                }
+                next += samples.samples().len() as u64;
+                got += samples.samples().len() as u64;
             }
-            next += samples.samples().len() as u64;
-            got += samples.samples().len() as u64;
-        }
-        (seeked.actual_ts, got)
-    })
-    .join()
-    .unwrap();
+            (seeked.actual_ts, got)
+        },
+    );
     assert!(decoded.0 <= 30_000);
     assert_eq!(decoded.0 + decoded.1, u64::from(frames));
 }

@@ -18,8 +18,12 @@ use kithara_stream::net::{ByteStream, HttpClient, HttpRequest, HttpResponse, Net
 use kithara_stream::rt::{BoxFuture, Spawn};
 
 mod completions;
+#[path = "../../src/test_util.rs"]
+mod test_util;
 #[allow(unused_imports)] // not every test binary records completions
 pub use completions::{Completed, Completions};
+#[allow(unused_imports)]
+pub use test_util::{Bounded, eventually, spawn as bounded_thread, within, within_async};
 
 // ---------------------------------------------------------------- timer
 
