@@ -1594,3 +1594,67 @@ fn slow_peer_teardown_does_not_stall_the_loop() {
         "the first chunk came while the old peer's drop still blocked"
     );
 }
+
+/// The first answer gave no end (a `200` without `Content-Length` to a
+/// ranged request): a resume after a dropped body asks for the rest of the
+/// *request's* range, not for the rest of the resource.
+#[test]
+fn resume_without_a_known_end_keeps_the_requested_range_end() {
+    let spawn = PoolSpawn::new();
+    let body = pattern(1000, 21);
+    let first = MemoryClient::new();
+    first.insert_resource(
+        "http://127.0.0.1/nr",
+        MemoryResource::new(body.clone())
+            .ignore_range()
+            .no_length()
+            .chunk_size(16)
+            .fail_after(40),
+    );
+    let then = MemoryClient::new();
+    then.insert_resource(
+        "http://127.0.0.1/nr",
+        MemoryResource::new(body.clone()).chunk_size(16),
+    );
+    let dl = Downloader::new(config(&spawn, FirstThen::new(first.clone(), then.clone())));
+    let (c, bytes, _) = one_stream(
+        &dl,
+        |c| c.range(RangeSpec::new(0, Some(99)).unwrap()),
+        "/nr",
+    );
+    assert!(c.error.is_none(), "{c:?}");
+    let ranges: Vec<_> = first
+        .requests()
+        .into_iter()
+        .chain(then.requests())
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            Some("bytes=0-99".to_owned()),
+            Some("bytes=40-99".to_owned())
+        ]
+    );
+    assert_eq!(bytes, body[..100].to_vec());
+    assert_eq!(c.bytes, 100);
+}
+
+#[test]
+fn range_spec_accessors() {
+    let closed = RangeSpec::new(10, Some(19)).unwrap();
+    assert_eq!(
+        (closed.start(), closed.end(), closed.len()),
+        (10, Some(19), Some(10))
+    );
+    assert!(!closed.is_empty(), "a range spec holds at least one byte");
+    let one = RangeSpec::new(7, Some(7)).unwrap();
+    assert_eq!((one.end(), one.len()), (Some(7), Some(1)));
+    assert!(!one.is_empty());
+    let open = RangeSpec::from_start(5);
+    assert_eq!((open.start(), open.end(), open.len()), (5, None, None));
+    assert!(!open.is_empty());
+    let r = RangeSpec::from_range(3..8).unwrap();
+    assert_eq!((r.start(), r.end()), (3, Some(7)));
+    assert_eq!(r.to_header_value(), "bytes=3-7");
+}

@@ -302,37 +302,6 @@ fn cache_file_complete_opens_with_no_request_partial_resumes() {
     assert_eq!(client.requests().len(), 2);
 }
 
-/// Answers the first request with `first`, every later one with `then`.
-struct FirstThen {
-    first: MemoryClient,
-    then: MemoryClient,
-    used: std::sync::atomic::AtomicBool,
-}
-
-impl FirstThen {
-    fn new(first: MemoryClient, then: MemoryClient) -> Self {
-        Self {
-            first,
-            then,
-            used: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for FirstThen {
-    async fn send(
-        &self,
-        request: kithara_stream::net::HttpRequest,
-    ) -> Result<kithara_stream::net::HttpResponse, NetError> {
-        if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.then.send(request).await
-        } else {
-            self.first.send(request).await
-        }
-    }
-}
-
 /// Counts `spawn_blocking` calls and runs each on its own thread.
 struct CountBlocking {
     inner: PoolSpawn,

@@ -314,6 +314,34 @@ impl<C: HttpClient> HttpClient for TruncatingClient<C> {
     }
 }
 
+/// Answers the first request with `first`, every later one with `then`.
+pub struct FirstThen<A, B> {
+    pub first: A,
+    pub then: B,
+    used: AtomicBool,
+}
+
+impl<A, B> FirstThen<A, B> {
+    pub fn new(first: A, then: B) -> Self {
+        Self {
+            first,
+            then,
+            used: AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: HttpClient, B: HttpClient> HttpClient for FirstThen<A, B> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
+        if self.used.swap(true, Ordering::SeqCst) {
+            self.then.send(request).await
+        } else {
+            self.first.send(request).await
+        }
+    }
+}
+
 /// Never answers (a connect that hangs), until the future is dropped.
 pub struct HangingClient;
 
