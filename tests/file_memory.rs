@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use dl_common::*;
 use http::StatusCode;
 use kithara_stream::dl::{CancelReason, Downloader, DownloaderConfig, DownloaderEvent};
-use kithara_stream::net::{HttpClient, MemoryClient, MemoryResource, NetError, RetryPolicy};
+use kithara_stream::net::{
+    HttpClient, MemoryClient, MemoryResource, NetError, RetryPolicy, TransportKind,
+};
 use kithara_stream::{
     AudioCodec, ContainerFormat, HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError,
 };
@@ -232,7 +234,16 @@ fn body_that_keeps_failing_is_an_error_for_the_reader_not_eof() {
     let e = read_all(s).unwrap_err();
     assert!(started.elapsed() < LIMIT);
     assert_ne!(e.kind(), ErrorKind::TimedOut, "{e:?}");
-    assert!(matches!(source_error(&e), SourceError::Net(_)), "{e:?}");
+    assert!(
+        matches!(
+            source_error(&e),
+            SourceError::Net(NetError::Transport {
+                kind: TransportKind::Body,
+                ..
+            })
+        ),
+        "the body's own error, not a timeout: {e:?}"
+    );
 }
 
 #[test]
