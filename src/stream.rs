@@ -723,7 +723,9 @@ mod tests {
     }
 
     fn stream(m: Mock) -> Stream<M> {
-        futures::executor::block_on(Stream::<M>::new(m)).unwrap()
+        futures::FutureExt::now_or_never(Stream::<M>::new(m))
+            .expect("ready at once")
+            .unwrap()
     }
 
     #[test]
@@ -923,7 +925,8 @@ mod tests {
     fn async_poll_hooks_default_to_unsupported() {
         let mut s = stream(Mock::new(b"AB"));
         let mut buf = [0u8; 2];
-        let e = futures::executor::block_on(futures::io::AsyncReadExt::read(&mut s, &mut buf))
+        let e = futures::FutureExt::now_or_never(futures::io::AsyncReadExt::read(&mut s, &mut buf))
+            .expect("ready at once")
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
     }
