@@ -509,31 +509,34 @@ fn peer_handle_execute_respects_either_peer_priority() {
     };
     preload.push(gets("/seg", 3));
     playing.push(gets("/play", 2));
+    // A clone: dropping the last handle would cancel the peer's commands.
+    let hp2 = hp.clone();
     let exec = bounded_thread("execute from the preload peer", move || {
-        let r = block_on_timeout(LIMIT, hp.execute(FetchCmd::get(url("/exec"))));
+        let r = block_on_timeout(LIMIT, hp2.execute(FetchCmd::get(url("/exec"))));
         r.map(|resp| resp.status)
     });
-    // Everything queued behind the held slot...
     let mut paths = std::collections::HashMap::new();
-    let mut started = Vec::new();
-    let mut on_event = |e: DownloaderEvent, started: &mut Vec<String>| match e {
-        DownloaderEvent::RequestEnqueued {
-            request_id, url, ..
-        } => {
-            paths.insert(request_id, url.path().to_owned());
+    let mut started: Vec<String> = Vec::new();
+    // Collects events until `done` holds (bounded).
+    let mut collect = |done: &dyn Fn(usize, usize) -> bool, started: &mut Vec<String>| {
+        let deadline = Instant::now() + LIMIT;
+        while !done(paths.len(), started.len()) {
+            assert!(Instant::now() < deadline, "{paths:?} {started:?}");
+            match events.recv_timeout(Duration::from_millis(50)) {
+                Some(DownloaderEvent::RequestEnqueued {
+                    request_id, url, ..
+                }) => {
+                    paths.insert(request_id, url.path().to_owned());
+                }
+                Some(DownloaderEvent::RequestStarted { request_id, .. }) => {
+                    started.push(paths.get(&request_id).cloned().unwrap_or_default());
+                }
+                _ => {}
+            }
         }
-        DownloaderEvent::RequestStarted { request_id, .. } => {
-            started.push(paths.get(&request_id).cloned().unwrap_or_default());
-        }
-        _ => {}
     };
-    let deadline = Instant::now() + LIMIT;
-    while paths.len() < 7 {
-        assert!(Instant::now() < deadline, "not all queued: {paths:?}");
-        if let Some(e) = events.recv_timeout(Duration::from_millis(50)) {
-            on_event(e, &mut started);
-        }
-    }
+    // Everything queued behind the held slot...
+    collect(&|queued, _| queued == 7, &mut started);
     assert_eq!(
         started,
         ["/hold"],
@@ -541,12 +544,7 @@ fn peer_handle_execute_respects_either_peer_priority() {
     );
     // ...then the slot frees and they run one at a time, in slot order.
     drop(held);
-    while started.len() < 7 {
-        assert!(Instant::now() < deadline, "not all started: {started:?}");
-        if let Some(e) = events.recv_timeout(Duration::from_millis(50)) {
-            on_event(e, &mut started);
-        }
-    }
+    collect(&|_, n| n == 7, &mut started);
     assert_eq!(
         started,
         ["/hold", "/play", "/play", "/exec", "/seg", "/seg", "/seg"]
