@@ -6,12 +6,12 @@ use std::thread;
 use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncSeekExt};
+use kithara_stream::SourceError;
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{StorageError, StorageResource};
-use kithara_stream::{SourceError, StreamReadError};
 
 mod sync_common;
-use sync_common::{LIMIT, body, spawn, stream_over, within};
+use sync_common::{LIMIT, body, source_error, spawn, stream_over, within};
 
 fn async_read_all(res: &StorageResource) -> Vec<u8> {
     let mut s = stream_over(res);
@@ -121,13 +121,10 @@ fn async_cancel_wakes_reader() {
     h.assert_blocked(Duration::from_millis(30));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    let typed = e
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<StreamReadError>());
     assert!(
         matches!(
-            typed.map(StreamReadError::source_error),
-            Some(SourceError::Storage(StorageError::Cancelled))
+            source_error(&e),
+            SourceError::Storage(StorageError::Cancelled)
         ),
         "{e:?}"
     );

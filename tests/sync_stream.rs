@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{StorageError, StorageResource};
 use kithara_stream::{
-    NotReadyCause, PendingReason, SourceError, StorageSource, StreamPending, StreamReadError,
-    StreamReadOutcome, StreamSeekPastEof,
+    NotReadyCause, PendingReason, SourceError, StorageSource, StreamPending, StreamReadOutcome,
+    StreamSeekPastEof,
 };
 
 mod sync_common;
-use sync_common::{LIMIT, S, body, spawn, stream_over, within};
+use sync_common::{LIMIT, S, body, source_error, spawn, stream_over, within};
 
 #[test]
 fn new_builds_from_config_without_a_runtime() {
@@ -94,15 +94,13 @@ fn cancel_wakes_a_blocked_read_with_typed_error() {
     h.assert_blocked(Duration::from_millis(50));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    let inner = e
-        .get_ref()
-        .unwrap()
-        .downcast_ref::<StreamReadError>()
-        .unwrap();
-    assert!(matches!(
-        inner.source_error(),
-        SourceError::Storage(StorageError::Cancelled)
-    ));
+    assert!(
+        matches!(
+            source_error(&e),
+            SourceError::Storage(StorageError::Cancelled)
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -113,14 +111,8 @@ fn fail_wakes_a_blocked_read() {
     h.assert_blocked(Duration::from_millis(50));
     res.fail("http 500");
     let e = h.join(LIMIT).unwrap_err();
-    let typed = e
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<StreamReadError>());
     assert!(
-        matches!(
-            typed.map(StreamReadError::source_error),
-            Some(SourceError::Storage(StorageError::Failed(m))) if m == "http 500"
-        ),
+        matches!(source_error(&e), SourceError::Storage(StorageError::Failed(m)) if m == "http 500"),
         "{e:?}"
     );
 }
@@ -230,13 +222,10 @@ fn seek_from_end_waits_for_the_length() {
     h.assert_blocked(Duration::from_millis(30));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    let typed = e
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<StreamReadError>());
     assert!(
         matches!(
-            typed.map(StreamReadError::source_error),
-            Some(SourceError::Storage(StorageError::Cancelled))
+            source_error(&e),
+            SourceError::Storage(StorageError::Cancelled)
         ),
         "{e:?}"
     );

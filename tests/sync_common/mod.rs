@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use kithara_stream::storage::StorageResource;
-use kithara_stream::{StorageSource, Stream};
+use kithara_stream::{SourceError, StorageSource, Stream, StreamReadError};
 
 #[path = "../../src/test_util.rs"]
 mod test_util;
@@ -27,4 +27,13 @@ pub fn body(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// The typed source error inside an `io::Error` from a stream's read or
+/// seek; panics if there is none.
+pub fn source_error(e: &std::io::Error) -> &SourceError {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<StreamReadError>())
+        .map(StreamReadError::source_error)
+        .unwrap_or_else(|| panic!("not a source error: {e:?}"))
 }
