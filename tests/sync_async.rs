@@ -6,12 +6,11 @@ use std::thread;
 use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncSeekExt};
-use kithara_stream::SourceError;
 use kithara_stream::cancel::CancelToken;
-use kithara_stream::storage::{StorageError, StorageResource};
+use kithara_stream::storage::StorageResource;
 
 mod sync_common;
-use sync_common::{LIMIT, body, source_error, spawn, stream_over, within};
+use sync_common::{LIMIT, assert_cancelled, body, spawn, stream_over, within};
 
 fn async_read_all(res: &StorageResource) -> Vec<u8> {
     let mut s = stream_over(res);
@@ -121,13 +120,7 @@ fn async_cancel_wakes_reader() {
     h.assert_blocked(Duration::from_millis(30));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    assert!(
-        matches!(
-            source_error(&e),
-            SourceError::Storage(StorageError::Cancelled)
-        ),
-        "{e:?}"
-    );
+    assert_cancelled(&e);
 }
 
 #[cfg(feature = "tokio")]

@@ -13,7 +13,7 @@ use kithara_stream::{
 };
 
 mod sync_common;
-use sync_common::{LIMIT, S, body, source_error, spawn, stream_over, within};
+use sync_common::{LIMIT, S, assert_cancelled, body, source_error, spawn, stream_over, within};
 
 #[test]
 fn new_builds_from_config_without_a_runtime() {
@@ -94,13 +94,7 @@ fn cancel_wakes_a_blocked_read_with_typed_error() {
     h.assert_blocked(Duration::from_millis(50));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    assert!(
-        matches!(
-            source_error(&e),
-            SourceError::Storage(StorageError::Cancelled)
-        ),
-        "{e:?}"
-    );
+    assert_cancelled(&e);
 }
 
 #[test]
@@ -222,13 +216,7 @@ fn seek_from_end_waits_for_the_length() {
     h.assert_blocked(Duration::from_millis(30));
     res.cancel_token().cancel();
     let e = h.join(LIMIT).unwrap_err();
-    assert!(
-        matches!(
-            source_error(&e),
-            SourceError::Storage(StorageError::Cancelled)
-        ),
-        "{e:?}"
-    );
+    assert_cancelled(&e);
 }
 
 /// One writer writes a pseudo-random body in random-sized chunks at random

@@ -37,3 +37,14 @@ pub fn source_error(e: &std::io::Error) -> &SourceError {
         .map(StreamReadError::source_error)
         .unwrap_or_else(|| panic!("not a source error: {e:?}"))
 }
+
+/// Asserts that `e` carries the cancelled storage's typed error.
+pub fn assert_cancelled(e: &std::io::Error) {
+    assert!(
+        matches!(
+            source_error(e),
+            SourceError::Storage(kithara_stream::storage::StorageError::Cancelled)
+        ),
+        "{e:?}"
+    );
+}
