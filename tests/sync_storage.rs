@@ -706,18 +706,34 @@ fn is_empty_only_for_a_committed_empty_resource() {
 }
 
 /// `temp_file` in a temp dir that does not exist: a typed I/O error at
-/// once. Runs in a child process (this test binary, re-run with `TMPDIR`
+/// once, not retried under other names. Runs in a child process (this test binary, re-run with `TMPDIR`
 /// set), since the environment is process-wide.
 #[cfg(unix)]
 #[test]
 fn temp_file_in_a_missing_dir_is_a_typed_error() {
     const CHILD: &str = "KITHARA_STREAM_TEST_TEMP_FILE_CHILD";
     const NAME: &str = "temp_file_in_a_missing_dir_is_a_typed_error";
-    if std::env::var_os(CHILD).is_some() {
+    if let Some(dir) = std::env::var_os(CHILD) {
         match StorageResource::temp_file(CancelToken::new()) {
             Err(StorageError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
             other => panic!("expected Io(NotFound), got {other:?}"),
         }
+        // Only a name collision is retried with the next name: the failed
+        // call above used one name (`…-0.tmp`, the process's first), so
+        // the next one is `…-1.tmp`.
+        std::fs::create_dir(&dir).unwrap();
+        let r = StorageResource::temp_file(CancelToken::new()).unwrap();
+        let name = r
+            .path()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.ends_with("-1.tmp"),
+            "{name}: the failed call was retried"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -725,7 +741,7 @@ fn temp_file_in_a_missing_dir_is_a_typed_error() {
     let out = within(LIMIT, "child test process", move || {
         std::process::Command::new(exe)
             .args([NAME, "--exact", "--test-threads=1"])
-            .env(CHILD, "1")
+            .env(CHILD, dir.path().join("missing"))
             .env("TMPDIR", dir.path().join("missing"))
             .output()
             .unwrap()
