@@ -559,6 +559,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_the_state() {
+        let t = CancelToken::new();
+        let hook = t.on_cancel(|| {});
+        let fut = t.cancelled();
+        assert_eq!(format!("{t:?}"), "CancelToken { cancelled: false }");
+        assert_eq!(format!("{fut:?}"), "Cancelled { cancelled: false }");
+        assert!(format!("{hook:?}").starts_with("CancelHook { id: "));
+        t.cancel();
+        assert_eq!(format!("{t:?}"), "CancelToken { cancelled: true }");
+        assert_eq!(format!("{fut:?}"), "Cancelled { cancelled: true }");
+    }
+
+    #[test]
     fn stress_concurrent_child_and_cancel() {
         // Children adopted while the parent is being cancelled must all end up cancelled.
         for _ in 0..200 {

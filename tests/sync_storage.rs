@@ -753,3 +753,17 @@ fn temp_file_in_a_missing_dir_is_a_typed_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn debug_output_shows_the_state() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"abc").unwrap();
+    let d = format!("{r:?}");
+    assert!(d.starts_with("StorageResource {"), "{d}");
+    assert!(
+        d.contains("committed: None") && d.contains("cancelled: false"),
+        "{d}"
+    );
+    r.commit(None).unwrap();
+    assert!(format!("{r:?}").contains("committed: Some(3)"), "{r:?}");
+}
