@@ -127,7 +127,7 @@ fn body_stream_collect_accumulates_bytes() {
     let chunks = ["hello", " ", "world"].map(|s| Ok(Bytes::from(s)));
     let body = BodyStream::from_raw(Box::pin(futures::stream::iter(chunks)));
     assert_eq!(
-        &futures::executor::block_on(body.collect()).unwrap()[..],
+        &block_on_timeout(LIMIT, body.collect()).unwrap()[..],
         b"hello world"
     );
 }
@@ -137,25 +137,30 @@ fn body_stream_write_all_delegates_to_consumer() {
     let chunks = ["abc", "def"].map(|s| Ok(Bytes::from(s)));
     let body = BodyStream::from_raw(Box::pin(futures::stream::iter(chunks)));
     let mut seen = Vec::new();
-    let total = futures::executor::block_on(body.write_all(|c: &[u8]| {
-        seen.push(c.to_vec());
-        Ok(())
-    }))
+    let total = block_on_timeout(
+        LIMIT,
+        body.write_all(|c: &[u8]| {
+            seen.push(c.to_vec());
+            Ok(())
+        }),
+    )
     .unwrap();
     assert_eq!(total, 6);
     assert_eq!(seen, [b"abc".to_vec(), b"def".to_vec()]);
     // A failing consumer surfaces as NetError::Writer.
     let body = BodyStream::from_bytes(Bytes::from_static(b"x"));
-    let err =
-        futures::executor::block_on(body.write_all(|_: &[u8]| Err(std::io::Error::other("full"))))
-            .unwrap_err();
+    let err = block_on_timeout(
+        LIMIT,
+        body.write_all(|_: &[u8]| Err(std::io::Error::other("full"))),
+    )
+    .unwrap_err();
     assert!(matches!(err, NetError::Writer(m) if m.contains("full")));
 }
 
 #[test]
 fn body_stream_empty_collects_to_empty() {
     assert!(
-        futures::executor::block_on(BodyStream::empty().collect())
+        block_on_timeout(LIMIT, BodyStream::empty().collect())
             .unwrap()
             .is_empty()
     );
