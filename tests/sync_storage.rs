@@ -766,4 +766,5 @@ fn debug_output_shows_the_state() {
     );
     r.commit(None).unwrap();
     assert!(format!("{r:?}").contains("committed: Some(3)"), "{r:?}");
+    assert_eq!(format!("{:?}", r.changed()), "Changed { .. }");
 }
