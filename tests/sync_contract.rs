@@ -19,7 +19,7 @@ use kithara_stream::{
 };
 
 mod sync_common;
-use sync_common::{LIMIT, spawn, stream_over};
+use sync_common::{LIMIT, spawn, stream_over, within};
 
 /// A source whose every wait fails with the error `make` builds.
 struct FailingSource {
@@ -110,17 +110,20 @@ fn read_error_kinds_follow_the_cause() {
 /// the length (only `End` does), even when nothing is downloaded yet.
 #[test]
 fn async_seek_to_start_or_current_never_waits_for_the_length() {
-    let res = StorageResource::memory(CancelToken::new());
-    let mut s = stream_over(&res);
-    let now = |r: Option<io::Result<u64>>| r.expect("resolved at once").unwrap();
-    assert_eq!(now(s.seek(SeekFrom::Start(5)).now_or_never()), 5);
-    assert_eq!(now(s.seek(SeekFrom::Current(3)).now_or_never()), 8);
-    assert_eq!(now(s.seek(SeekFrom::Current(-8)).now_or_never()), 0);
-    // `End` on an unknown length does wait...
-    assert!(s.seek(SeekFrom::End(0)).now_or_never().is_none());
-    // ...until the length is known.
-    res.set_len_hint(Some(10));
-    assert_eq!(now(s.seek(SeekFrom::End(-1)).now_or_never()), 9);
+    // Bounded: a poll that spun instead of returning `Pending` would hang.
+    within(LIMIT, "async seeks", || {
+        let res = StorageResource::memory(CancelToken::new());
+        let mut s = stream_over(&res);
+        let now = |r: Option<io::Result<u64>>| r.expect("resolved at once").unwrap();
+        assert_eq!(now(s.seek(SeekFrom::Start(5)).now_or_never()), 5);
+        assert_eq!(now(s.seek(SeekFrom::Current(3)).now_or_never()), 8);
+        assert_eq!(now(s.seek(SeekFrom::Current(-8)).now_or_never()), 0);
+        // `End` on an unknown length does wait...
+        assert!(s.seek(SeekFrom::End(0)).now_or_never().is_none());
+        // ...until the length is known.
+        res.set_len_hint(Some(10));
+        assert_eq!(now(s.seek(SeekFrom::End(-1)).now_or_never()), 9);
+    });
 }
 
 /// A seek elsewhere (the epoch moves, the flush already over) while a read

@@ -768,3 +768,33 @@ fn debug_output_shows_the_state() {
     assert!(format!("{r:?}").contains("committed: Some(3)"), "{r:?}");
     assert_eq!(format!("{:?}", r.changed()), "Changed { .. }");
 }
+
+/// An async wait for missing data is `Pending` after one poll (it neither
+/// resolves nor spins inside `poll`) and resolves after the write; a
+/// `changed()` future resolves at the next notification, not before.
+#[test]
+fn async_waits_are_pending_until_notified() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    within(
+        Duration::from_secs(5),
+        "polls that must return at once",
+        || {
+            let r = StorageResource::memory(CancelToken::new());
+            let waker = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut changed = Box::pin(r.changed());
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            let mut wait = Box::pin(r.wait_range_async(0..4));
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            r.notify_waiters();
+            assert!(changed.as_mut().poll(&mut cx).is_ready());
+            assert!(wait.as_mut().poll(&mut cx).is_pending(), "still missing");
+            r.write_at(0, b"abcd").unwrap();
+            assert!(matches!(
+                wait.as_mut().poll(&mut cx),
+                Poll::Ready(Ok(WaitOutcome::Ready))
+            ));
+        },
+    );
+}
