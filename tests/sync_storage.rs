@@ -798,3 +798,11 @@ fn async_waits_are_pending_until_notified() {
         },
     );
 }
+
+#[test]
+fn range_set_debug_lists_the_ranges() {
+    let mut set = kithara_stream::storage::RangeSet::new();
+    set.insert(5..9);
+    set.insert(0..3);
+    assert_eq!(format!("{set:?}"), "{0..3, 5..9}");
+}
