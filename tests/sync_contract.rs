@@ -6,60 +6,80 @@
 
 use std::io::{self, Read, SeekFrom};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::io::AsyncSeekExt;
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{StorageError, StorageResource, WaitOutcome};
 use kithara_stream::{
-    NotReadyCause, PendingReason, ReadOutcome, Source, SourceError, SourcePhase, Stream,
+    PendingReason, ReadOutcome, Source, SourceError, SourcePhase, StorageSource, Stream,
     StreamReadError, StreamReadOutcome, StreamResult, StreamType, Timeline,
 };
 
 mod sync_common;
-use sync_common::{LIMIT, spawn, stream_over, within};
+use sync_common::{LIMIT, stream_over, within};
 
-/// A source whose every wait fails with the error `make` builds.
-struct FailingSource {
-    make: fn() -> SourceError,
-    pos: AtomicU64,
-    timeline: Timeline,
+/// A [`StorageSource`] whose `wait_range` first runs a hook (given the
+/// call number and the timeline); a hook that returns an error makes the
+/// wait fail with it.
+struct ScriptedSource {
+    inner: StorageSource,
+    waits: usize,
+    hook: Box<WaitHook>,
 }
 
-impl Source for FailingSource {
-    fn wait_range(&mut self, _: Range<u64>, _: Option<Duration>) -> StreamResult<WaitOutcome> {
-        Err((self.make)().into())
+type WaitHook = dyn FnMut(usize, &Timeline) -> Option<SourceError> + Send + Sync;
+
+impl ScriptedSource {
+    fn new(
+        res: &StorageResource,
+        hook: impl FnMut(usize, &Timeline) -> Option<SourceError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner: StorageSource::new(res.clone()),
+            waits: 0,
+            hook: Box::new(hook),
+        }
     }
-    fn read_at(&mut self, _: u64, _: &mut [u8]) -> StreamResult<ReadOutcome> {
-        Err((self.make)().into())
+}
+
+impl Source for ScriptedSource {
+    fn wait_range(&mut self, r: Range<u64>, t: Option<Duration>) -> StreamResult<WaitOutcome> {
+        self.waits += 1;
+        if let Some(e) = (self.hook)(self.waits, &self.inner.timeline()) {
+            return Err(e.into());
+        }
+        self.inner.wait_range(r, t)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> StreamResult<ReadOutcome> {
+        self.inner.read_at(offset, buf)
     }
     fn position(&self) -> u64 {
-        self.pos.load(Ordering::SeqCst)
+        self.inner.position()
     }
     fn set_position(&self, pos: u64) {
-        self.pos.store(pos, Ordering::SeqCst);
+        self.inner.set_position(pos);
     }
     fn advance(&self, n: u64) {
-        self.pos.fetch_add(n, Ordering::SeqCst);
+        self.inner.advance(n);
     }
     fn len(&self) -> Option<u64> {
-        None
+        self.inner.len()
     }
-    fn phase_at(&self, _: Range<u64>) -> SourcePhase {
-        SourcePhase::Waiting
+    fn phase_at(&self, r: Range<u64>) -> SourcePhase {
+        self.inner.phase_at(r)
     }
     fn timeline(&self) -> Timeline {
-        self.timeline.clone()
+        self.inner.timeline()
     }
 }
 
-struct Failing;
-impl StreamType for Failing {
-    type Config = FailingSource;
-    type Source = FailingSource;
-    async fn create(config: FailingSource) -> Result<FailingSource, SourceError> {
+struct Scripted;
+impl StreamType for Scripted {
+    type Config = ScriptedSource;
+    type Source = ScriptedSource;
+    async fn create(config: ScriptedSource) -> Result<ScriptedSource, SourceError> {
         Ok(config)
     }
 }
@@ -94,11 +114,9 @@ fn read_error_kinds_follow_the_cause() {
     ];
     for (make, kind) in cases {
         let want = make().to_string();
-        let mut s = Stream::<Failing>::from_source(FailingSource {
-            make,
-            pos: AtomicU64::new(0),
-            timeline: Timeline::new(),
-        });
+        let res = StorageResource::memory(CancelToken::new());
+        let mut s =
+            Stream::<Scripted>::from_source(ScriptedSource::new(&res, move |_, _| Some(make())));
         let e = s.read(&mut [0u8; 4]).unwrap_err();
         assert_eq!(e.kind(), kind, "{want}");
         let typed = e.get_ref().unwrap().downcast_ref::<StreamReadError>();
@@ -128,31 +146,22 @@ fn async_seek_to_start_or_current_never_waits_for_the_length() {
 
 /// A seek elsewhere (the epoch moves, the flush already over) while a read
 /// waits in its 10 ms slices: the read gives `SeekPending`, not a budget
-/// exhaustion 500 ms later.
+/// exhaustion 500 ms later. The seek lands inside the third wait (the
+/// source's hook), so the interleaving is exact.
 #[test]
 fn epoch_change_without_flush_during_a_wait_is_seek_pending() {
-    for round in 0..3 {
-        let res = StorageResource::memory(CancelToken::new());
-        let mut s = stream_over(&res);
-        let tl = s.timeline();
-        let reader = spawn("try_read on an empty resource", move || {
-            let t0 = Instant::now();
-            (s.try_read(&mut [0u8; 4]), t0.elapsed())
-        });
-        reader.assert_blocked(Duration::from_millis(40));
-        let epoch = tl.initiate_seek(Duration::ZERO);
-        tl.complete_seek(epoch);
-        assert!(!tl.is_flushing());
-        let (out, took) = reader.join(LIMIT);
-        match out.unwrap() {
-            StreamReadOutcome::Pending(PendingReason::SeekPending) => {}
-            // The whole budget went by before the seek landed (a stalled
-            // machine): not the path under test, try again.
-            StreamReadOutcome::Pending(PendingReason::NotReady(
-                NotReadyCause::WaitBudgetExhausted,
-            )) if took >= Duration::from_millis(450) && round < 2 => continue,
-            other => panic!("round {round}: {other:?} after {took:?}"),
+    let res = StorageResource::memory(CancelToken::new());
+    let mut s = Stream::<Scripted>::from_source(ScriptedSource::new(&res, |n, tl| {
+        if n == 3 {
+            let epoch = tl.initiate_seek(Duration::ZERO);
+            tl.complete_seek(epoch);
+            assert!(!tl.is_flushing());
         }
-        return;
-    }
+        None
+    }));
+    let out = within(LIMIT, "try_read", move || s.try_read(&mut [0u8; 4]));
+    assert_eq!(
+        out.unwrap(),
+        StreamReadOutcome::Pending(PendingReason::SeekPending)
+    );
 }
