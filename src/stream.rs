@@ -631,6 +631,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{LIMIT, within};
     use std::collections::VecDeque;
     use std::ops::Range;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -781,9 +782,10 @@ mod tests {
         let mut m = Mock::new(b"ABCD");
         m.default = || Err(SourceError::WaitBudgetExceeded);
         let mut s = stream(m);
-        let mut buf = [0u8; 4];
+        // Bounded: a budget that never runs out would spin forever.
+        let (out, s) = within(LIMIT, "try_read", move || (s.try_read(&mut [0u8; 4]), s));
         assert_eq!(
-            s.try_read(&mut buf).unwrap(),
+            out.unwrap(),
             StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitBudgetExhausted))
         );
         assert_eq!(
@@ -798,8 +800,9 @@ mod tests {
         m.default = || Ok(WaitOutcome::Interrupted);
         m.waits = [Err(SourceError::WaitBudgetExceeded)].into();
         let mut s = stream(m);
+        let (out, s) = within(LIMIT, "try_read", move || (s.try_read(&mut [0u8; 2]), s));
         assert_eq!(
-            s.try_read(&mut [0u8; 2]).unwrap(),
+            out.unwrap(),
             StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitInterrupted))
         );
         assert_eq!(

@@ -165,3 +165,50 @@ fn epoch_change_without_flush_during_a_wait_is_seek_pending() {
         StreamReadOutcome::Pending(PendingReason::SeekPending)
     );
 }
+
+/// The stream's thin accessors reach its source: position, emptiness,
+/// phase, seek epoch, the waiter wake-up, and the `Debug` snapshot.
+#[test]
+fn stream_accessors_reach_the_source() {
+    use std::io::Read;
+    let res = StorageResource::from_bytes(b"0123456789", CancelToken::new());
+    let mut s = stream_over(&res);
+    s.set_position(6);
+    assert_eq!(s.position(), 6);
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"67", "read from the position set");
+    assert_eq!(s.is_empty(), Some(false));
+    assert_eq!(s.phase_at(0..3), SourcePhase::Ready);
+    assert_eq!(s.phase_at(10..11), SourcePhase::Eof);
+    s.set_position(10);
+    assert_eq!(s.phase(), SourcePhase::Eof);
+    s.set_seek_epoch(7);
+    assert_eq!(s.source().seek_epoch(), 7);
+    let d = format!("{s:?}");
+    assert!(
+        d.starts_with("Stream {") && d.contains("position: 10"),
+        "{d}"
+    );
+    assert_eq!(
+        stream_over(&StorageResource::from_bytes(b"", CancelToken::new())).is_empty(),
+        Some(true)
+    );
+
+    // `notify_waiting` wakes a waiter on the storage event.
+    let res = StorageResource::memory(CancelToken::new());
+    let s = stream_over(&res);
+    assert_eq!((s.is_empty(), s.phase()), (None, SourcePhase::WaitingMetadata));
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (r, f) = (res.clone(), flag.clone());
+    let waiter = sync_common::spawn("wait_until(None)", move || {
+        r.wait_until(None, || {
+            f.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+        })
+    });
+    waiter.assert_blocked(Duration::from_millis(20));
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    waiter.assert_blocked(Duration::from_millis(20));
+    s.notify_waiting();
+    assert_eq!(waiter.join(LIMIT), Some(()));
+}
