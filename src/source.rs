@@ -432,7 +432,7 @@ impl Source for StorageSource {
 mod tests {
     use super::*;
     use crate::cancel::CancelToken;
-    use crate::test_util::{LIMIT, spawn};
+    use crate::test_util::{LIMIT, spawn, within};
 
     struct Fixed(SourcePhase);
 
@@ -507,8 +507,12 @@ mod tests {
             s.read_at(6, &mut buf).unwrap(),
             ReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::SourcePending))
         );
+        // Bounded: a timeout that never fired would wait forever.
+        let (waited, mut s) = within(LIMIT, "wait_range with a 5 ms timeout", move || {
+            (s.wait_range(6..7, Some(Duration::from_millis(5))), s)
+        });
         assert!(matches!(
-            s.wait_range(6..7, Some(Duration::from_millis(5))),
+            waited,
             Err(crate::StreamError::Source(SourceError::WaitBudgetExceeded))
         ));
         // An announced length proves EOF past it, without growing storage.

@@ -198,7 +198,10 @@ fn stream_accessors_reach_the_source() {
     // `notify_waiting` wakes a waiter on the storage event.
     let res = StorageResource::memory(CancelToken::new());
     let s = stream_over(&res);
-    assert_eq!((s.is_empty(), s.phase()), (None, SourcePhase::WaitingMetadata));
+    assert_eq!(
+        (s.is_empty(), s.phase()),
+        (None, SourcePhase::WaitingMetadata)
+    );
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (r, f) = (res.clone(), flag.clone());
     let waiter = sync_common::spawn("wait_until(None)", move || {
@@ -211,4 +214,26 @@ fn stream_accessors_reach_the_source() {
     waiter.assert_blocked(Duration::from_millis(20));
     s.notify_waiting();
     assert_eq!(waiter.join(LIMIT), Some(()));
+}
+
+/// `StorageSource` as a `Source`: a missing byte below the announced
+/// length is "not ready", not the end; `is_empty` follows the length.
+#[test]
+fn storage_source_read_at_and_is_empty() {
+    let res = StorageResource::memory(CancelToken::new());
+    let mut src = StorageSource::new(res.clone());
+    assert!(src.is_empty(), "length unknown");
+    res.write_at(0, b"abc").unwrap();
+    res.set_len_hint(Some(10));
+    assert!(!src.is_empty());
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        src.read_at(5, &mut buf).unwrap(),
+        ReadOutcome::Pending(PendingReason::NotReady(
+            kithara_stream::NotReadyCause::SourcePending
+        ))
+    );
+    assert_eq!(src.read_at(10, &mut buf).unwrap(), ReadOutcome::Eof);
+    assert!(format!("{src:?}").starts_with("StorageSource {"), "{src:?}");
+    assert!(StorageSource::new(StorageResource::from_bytes(b"", CancelToken::new())).is_empty());
 }
