@@ -360,8 +360,8 @@ impl std::ops::BitOr<CancelToken> for CancelGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{LIMIT, spawn, within_async};
     use std::sync::atomic::AtomicUsize;
-    use std::thread;
 
     #[test]
     fn child_follows_parent_never_the_reverse() {
@@ -391,31 +391,131 @@ mod tests {
     fn blocked_thread_wakes_on_cancel() {
         let t = CancelToken::new();
         let t2 = t.clone();
-        let h = thread::spawn(move || {
-            let start = Instant::now();
-            assert!(t2.wait_deadline(None));
-            start.elapsed()
-        });
-        thread::sleep(Duration::from_millis(30));
+        let h = spawn("wait_deadline(None)", move || t2.wait_deadline(None));
+        h.assert_blocked(Duration::from_millis(30));
         t.cancel();
-        let waited = h.join().unwrap();
-        assert!(waited < Duration::from_secs(5));
+        assert!(h.join(LIMIT), "woken by the cancel, reported cancelled");
     }
 
     #[test]
     fn wait_deadline_times_out_uncancelled() {
         let t = CancelToken::new();
+        let start = Instant::now();
         assert!(!t.wait_timeout(Duration::from_millis(20)));
+        assert!(
+            start.elapsed() >= Duration::from_millis(20),
+            "waited out the timeout"
+        );
+        assert!(!t.wait_deadline(Some(Instant::now())), "a passed deadline");
+    }
+
+    #[test]
+    fn wait_timeout_is_true_once_cancelled() {
+        let t = CancelToken::new();
+        t.cancel();
+        assert!(t.wait_timeout(Duration::ZERO));
+        assert!(t.wait_timeout(Duration::from_secs(3600)));
+        // Woken in the middle of a long timeout, through a parent.
+        let root = CancelToken::new();
+        let c = root.child();
+        let h = spawn("wait_timeout(1h)", move || {
+            c.wait_timeout(Duration::from_secs(3600))
+        });
+        h.assert_blocked(Duration::from_millis(30));
+        root.cancel();
+        assert!(h.join(LIMIT));
     }
 
     #[test]
     fn async_cancelled_resolves() {
+        use futures::FutureExt;
         let t = CancelToken::new();
         let c = t.child();
-        let h = thread::spawn(move || futures::executor::block_on(c.cancelled()));
-        thread::sleep(Duration::from_millis(10));
+        assert!(
+            c.cancelled().now_or_never().is_none(),
+            "pending while uncancelled"
+        );
+        let h = spawn("block_on(cancelled())", move || {
+            futures::executor::block_on(c.cancelled());
+            c.is_cancelled()
+        });
+        h.assert_blocked(Duration::from_millis(30));
         t.cancel();
-        h.join().unwrap();
+        assert!(h.join(LIMIT), "resolved by the cancel");
+        assert!(
+            t.cancelled().now_or_never().is_some(),
+            "ready once cancelled"
+        );
+    }
+
+    #[test]
+    fn same_as_is_identity_not_state() {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        assert!(a.same_as(&a.clone()));
+        assert!(!a.same_as(&b), "two fresh tokens");
+        assert!(!a.same_as(&a.child()), "a child is another token");
+        a.cancel();
+        b.cancel();
+        assert!(!a.same_as(&b), "both cancelled, still two tokens");
+    }
+
+    #[test]
+    fn group_members_and_token() {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let c = CancelToken::new();
+        let g = CancelGroup::new([a.clone(), b.clone()]) | c.clone();
+        let m = g.members();
+        assert_eq!(m.len(), 3);
+        assert!(
+            m[0].same_as(&a) && m[1].same_as(&b) && m[2].same_as(&c),
+            "in order"
+        );
+        assert!(!g.token().same_as(&a) && !g.token().is_cancelled());
+        b.cancel();
+        assert!(g.token().is_cancelled());
+        assert!(!a.is_cancelled() && !c.is_cancelled());
+    }
+
+    #[test]
+    fn group_cancel_leaves_members_untouched() {
+        let a = CancelToken::new();
+        let b = a.child();
+        let g = a.clone() | b.clone();
+        let fut = g.cancelled();
+        g.cancel();
+        assert!(g.is_cancelled() && g.token().is_cancelled());
+        assert!(g.wait_deadline(Some(Instant::now())));
+        assert!(!a.is_cancelled() && !b.is_cancelled(), "members untouched");
+        within_async(LIMIT, "group future after group cancel", fut);
+        // An empty group fires only by its own cancel.
+        let empty = CancelGroup::new([]);
+        empty.cancel();
+        assert!(empty.is_cancelled());
+    }
+
+    #[test]
+    fn group_wait_woken_by_a_member() {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let g = CancelGroup::new([a.clone(), b.clone()]);
+        let g2 = g.clone();
+        let h = spawn("group wait_deadline(None)", move || g2.wait_deadline(None));
+        h.assert_blocked(Duration::from_millis(30));
+        b.cancel();
+        assert!(h.join(LIMIT), "woken by the second member");
+        assert!(!a.is_cancelled());
+        // The async form, through a member's ancestor.
+        let root = CancelToken::new();
+        let g = CancelToken::new() | root.child();
+        let fut = g.cancelled();
+        let h = spawn("block_on(group.cancelled())", move || {
+            futures::executor::block_on(fut);
+        });
+        h.assert_blocked(Duration::from_millis(30));
+        root.cancel();
+        h.join(LIMIT);
     }
 
     #[test]
@@ -459,6 +559,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_the_state() {
+        let t = CancelToken::new();
+        let hook = t.on_cancel(|| {});
+        let fut = t.cancelled();
+        assert_eq!(format!("{t:?}"), "CancelToken { cancelled: false }");
+        assert_eq!(format!("{fut:?}"), "Cancelled { cancelled: false }");
+        assert!(format!("{hook:?}").starts_with("CancelHook { id: "));
+        t.cancel();
+        assert_eq!(format!("{t:?}"), "CancelToken { cancelled: true }");
+        assert_eq!(format!("{fut:?}"), "Cancelled { cancelled: true }");
+    }
+
+    #[test]
     fn stress_concurrent_child_and_cancel() {
         // Children adopted while the parent is being cancelled must all end up cancelled.
         for _ in 0..200 {
@@ -466,12 +579,14 @@ mod tests {
             let kids: Vec<_> = (0..4)
                 .map(|_| {
                     let r = root.clone();
-                    thread::spawn(move || (0..50).map(|_| r.child()).collect::<Vec<_>>())
+                    spawn("adopt 50 children", move || {
+                        (0..50).map(|_| r.child()).collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             root.cancel();
             for h in kids {
-                for c in h.join().unwrap() {
+                for c in h.join(LIMIT) {
                     assert!(c.is_cancelled());
                 }
             }

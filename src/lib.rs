@@ -94,6 +94,8 @@ mod error;
 mod offload;
 mod source;
 mod stream;
+#[cfg(test)]
+mod test_util;
 mod timeline;
 
 pub use error::{SourceError, StreamError, StreamResult};

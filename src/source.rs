@@ -478,6 +478,7 @@ impl Source for StorageSource {
 mod tests {
     use super::*;
     use crate::cancel::CancelToken;
+    use crate::test_util::{LIMIT, spawn, within};
 
     struct Fixed(SourcePhase);
 
@@ -552,14 +553,18 @@ mod tests {
             s.read_at(6, &mut buf).unwrap(),
             ReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::SourcePending))
         );
+        // Bounded: a timeout that never fired would wait forever.
+        let (waited, mut s) = within(LIMIT, "wait_range with a 5 ms timeout", move || {
+            (s.wait_range(6..7, Some(Duration::from_millis(5))), s)
+        });
         assert!(matches!(
-            s.wait_range(6..7, Some(Duration::from_millis(5))),
+            waited,
             Err(crate::StreamError::Source(SourceError::WaitBudgetExceeded))
         ));
         // An announced length proves EOF past it, without growing storage.
         res.set_len_hint(Some(6));
         assert_eq!(s.len(), Some(6));
-        assert_eq!(s.wait_range(6..7, None).unwrap(), WaitOutcome::Eof);
+        assert_eq!(s.wait_range(6..7, Some(LIMIT)).unwrap(), WaitOutcome::Eof);
         assert_eq!(s.read_at(6, &mut buf).unwrap(), ReadOutcome::Eof);
         assert_eq!(s.phase_at(6..7), SourcePhase::Eof);
         // Flushing interrupts a wait for missing bytes.
@@ -567,10 +572,10 @@ mod tests {
         let e = s.timeline().initiate_seek(Duration::from_secs(1));
         assert_eq!(s.phase(), SourcePhase::Seeking);
         assert_eq!(
-            s.wait_range(10..11, None).unwrap(),
+            s.wait_range(10..11, Some(LIMIT)).unwrap(),
             WaitOutcome::Interrupted
         );
-        assert_eq!(s.wait_len(None).unwrap(), None);
+        assert_eq!(s.wait_len(Some(LIMIT)).unwrap(), None);
         s.timeline().complete_seek(e);
         s.advance(3);
         assert_eq!(s.position(), 3);
@@ -589,27 +594,27 @@ mod tests {
         let mut s = StorageSource::new(res);
         let tl = s.timeline();
         let notify = s.make_notify_fn().unwrap();
-        let h = std::thread::spawn(move || s.wait_range(0..1, None));
-        std::thread::sleep(Duration::from_millis(30));
+        let h = spawn("wait_range(0..1, None)", move || s.wait_range(0..1, None));
+        h.assert_blocked(Duration::from_millis(30));
         let _ = tl.initiate_seek(Duration::ZERO);
         notify();
-        assert_eq!(h.join().unwrap().unwrap(), WaitOutcome::Interrupted);
+        assert_eq!(h.join(LIMIT).unwrap(), WaitOutcome::Interrupted);
     }
 
     #[test]
     fn wait_len_wakes_on_hint_and_commit() {
         let res = StorageResource::memory(CancelToken::new());
         let mut s = StorageSource::new(res.clone());
-        let w = res.clone();
-        let h = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            w.set_len_hint(Some(99));
-        });
-        assert_eq!(s.wait_len(Some(Duration::from_secs(5))).unwrap(), Some(99));
-        h.join().unwrap();
+        let h = spawn("wait_len(None)", move || s.wait_len(None).unwrap());
+        h.assert_blocked(Duration::from_millis(20));
+        res.set_len_hint(Some(99));
+        assert_eq!(h.join(LIMIT), Some(99));
         let res = StorageResource::memory(CancelToken::new());
         let mut s = StorageSource::new(res.clone());
         res.fail("x");
-        assert!(s.wait_len(None).is_err());
+        assert!(matches!(
+            s.wait_len(Some(LIMIT)).map_err(crate::StreamError::into_source_error),
+            Err(SourceError::Storage(StorageError::Failed(r))) if r == "x"
+        ));
     }
 }

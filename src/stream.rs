@@ -672,6 +672,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{LIMIT, within};
     use std::collections::VecDeque;
     use std::ops::Range;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -770,7 +771,9 @@ mod tests {
     }
 
     fn stream(m: Mock) -> Stream<M> {
-        futures::executor::block_on(Stream::<M>::new(m)).unwrap()
+        futures::FutureExt::now_or_never(Stream::<M>::new(m))
+            .expect("ready at once")
+            .unwrap()
     }
 
     #[test]
@@ -826,9 +829,10 @@ mod tests {
         let mut m = Mock::new(b"ABCD");
         m.default = || Err(SourceError::WaitBudgetExceeded);
         let mut s = stream(m);
-        let mut buf = [0u8; 4];
+        // Bounded: a budget that never runs out would spin forever.
+        let (out, s) = within(LIMIT, "try_read", move || (s.try_read(&mut [0u8; 4]), s));
         assert_eq!(
-            s.try_read(&mut buf).unwrap(),
+            out.unwrap(),
             StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitBudgetExhausted))
         );
         assert_eq!(
@@ -843,8 +847,9 @@ mod tests {
         m.default = || Ok(WaitOutcome::Interrupted);
         m.waits = [Err(SourceError::WaitBudgetExceeded)].into();
         let mut s = stream(m);
+        let (out, s) = within(LIMIT, "try_read", move || (s.try_read(&mut [0u8; 2]), s));
         assert_eq!(
-            s.try_read(&mut [0u8; 2]).unwrap(),
+            out.unwrap(),
             StreamReadOutcome::Pending(PendingReason::NotReady(NotReadyCause::WaitInterrupted))
         );
         assert_eq!(
@@ -1050,7 +1055,8 @@ mod tests {
     fn async_poll_hooks_default_to_unsupported() {
         let mut s = stream(Mock::new(b"AB"));
         let mut buf = [0u8; 2];
-        let e = futures::executor::block_on(futures::io::AsyncReadExt::read(&mut s, &mut buf))
+        let e = futures::FutureExt::now_or_never(futures::io::AsyncReadExt::read(&mut s, &mut buf))
+            .expect("ready at once")
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
     }

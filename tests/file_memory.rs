@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use dl_common::*;
 use http::StatusCode;
 use kithara_stream::dl::{CancelReason, Downloader, DownloaderConfig, DownloaderEvent};
-use kithara_stream::net::{HttpClient, MemoryClient, MemoryResource, NetError, RetryPolicy};
+use kithara_stream::net::{
+    HttpClient, MemoryClient, MemoryResource, NetError, RetryPolicy, TransportKind,
+};
 use kithara_stream::{
     AudioCodec, ContainerFormat, HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError,
 };
@@ -37,12 +39,10 @@ fn open(dl: &Downloader) -> Result<Stream<HttpFile>, SourceError> {
 /// Reads to the end on a plain thread (bounded by the read timeout).
 fn read_all(mut s: Stream<HttpFile>) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(LIMIT));
-    std::thread::spawn(move || {
+    within(2 * LIMIT, "read_to_end", move || {
         let mut out = Vec::new();
         s.read_to_end(&mut out).map(|_| out)
     })
-    .join()
-    .unwrap()
 }
 
 fn source_error(e: &std::io::Error) -> &SourceError {
@@ -114,13 +114,12 @@ fn seek_reaims_with_a_range_request_and_fills_gaps() {
     let mut s = open(&dl).unwrap();
     let events = s.source().peer().unwrap().subscribe();
     s.set_read_timeout(Some(LIMIT));
-    let h = std::thread::spawn(move || {
+    let (s, buf) = within(2 * LIMIT, "seek and read_exact", move || {
         let mut buf = vec![0u8; 1000];
         s.seek(SeekFrom::Start(1_500_000)).unwrap();
         s.read_exact(&mut buf).unwrap();
         (s, buf)
     });
-    let (s, buf) = h.join().unwrap();
     assert_eq!(&buf[..], &body[1_500_000..1_501_000]);
     let reqs = client.requests();
     assert_eq!(reqs[0].range.as_deref(), Some("bytes=1500000-"), "{reqs:?}");
@@ -161,7 +160,7 @@ fn ignored_range_still_yields_correct_bytes() {
     let dl = downloader(&spawn, client);
     let mut s = open(&dl).unwrap();
     s.set_read_timeout(Some(LIMIT));
-    let s = std::thread::spawn(move || {
+    let s = within(2 * LIMIT, "seeks and reads", move || {
         for pos in [400_000u64, 10, 250_000, 499_990] {
             let mut buf = vec![0u8; 10];
             s.seek(SeekFrom::Start(pos)).unwrap();
@@ -170,9 +169,7 @@ fn ignored_range_still_yields_correct_bytes() {
             assert_eq!(&buf[..], &body[p..p + 10]);
         }
         s
-    })
-    .join()
-    .unwrap();
+    });
     drop(s);
 }
 
@@ -237,7 +234,16 @@ fn body_that_keeps_failing_is_an_error_for_the_reader_not_eof() {
     let e = read_all(s).unwrap_err();
     assert!(started.elapsed() < LIMIT);
     assert_ne!(e.kind(), ErrorKind::TimedOut, "{e:?}");
-    assert!(matches!(source_error(&e), SourceError::Net(_)), "{e:?}");
+    assert!(
+        matches!(
+            source_error(&e),
+            SourceError::Net(NetError::Transport {
+                kind: TransportKind::Body,
+                ..
+            })
+        ),
+        "the body's own error, not a timeout: {e:?}"
+    );
 }
 
 #[test]
@@ -255,12 +261,10 @@ fn read_timeout_from_config_applies_to_the_stream() {
         .read_timeout(Some(Duration::from_millis(300)));
     let mut s = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg)).unwrap();
     assert_eq!(s.read_timeout(), Some(Duration::from_millis(300)));
-    let e = std::thread::spawn(move || {
+    let e = within(LIMIT, "read_exact past the read timeout", move || {
         let mut buf = vec![0u8; 100];
         s.read_exact(&mut buf)
     })
-    .join()
-    .unwrap()
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut);
 }
@@ -307,37 +311,6 @@ fn cache_file_complete_opens_with_no_request_partial_resumes() {
     assert!(s.source().is_complete());
     assert_eq!(read_all(s).unwrap(), body);
     assert_eq!(client.requests().len(), 2);
-}
-
-/// Answers the first request with `first`, every later one with `then`.
-struct FirstThen {
-    first: MemoryClient,
-    then: MemoryClient,
-    used: std::sync::atomic::AtomicBool,
-}
-
-impl FirstThen {
-    fn new(first: MemoryClient, then: MemoryClient) -> Self {
-        Self {
-            first,
-            then,
-            used: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-}
-
-impl HttpClient for FirstThen {
-    fn send(
-        &self,
-        request: kithara_stream::net::HttpRequest,
-    ) -> kithara_stream::rt::BoxFuture<'_, Result<kithara_stream::net::HttpResponse, NetError>>
-    {
-        if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.then.send(request)
-        } else {
-            self.first.send(request)
-        }
-    }
 }
 
 /// Counts `spawn_blocking` calls and runs each on its own thread.

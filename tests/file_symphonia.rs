@@ -9,7 +9,7 @@ mod dl_common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dl_common::{PoolSpawn, block_on_timeout};
+use dl_common::{PoolSpawn, block_on_timeout, bounded_thread};
 use futures::FutureExt;
 use futures::StreamExt;
 use futures::channel::oneshot;
@@ -121,14 +121,14 @@ fn check(
     let storage = stream.source().storage().clone();
     let total = 44 + 2 * u64::from(FRAMES);
     assert!(storage.available().covered_len() <= HOLD as u64);
-    let decoder = std::thread::spawn(move || decode(stream));
+    let decoder = bounded_thread("probe, seek and decode", move || decode(stream));
     std::thread::sleep(Duration::from_millis(50));
     assert!(
         storage.available().covered_len() < total,
         "the decoder started before the download ended"
     );
     let _ = release.send(());
-    let (seeked_to, got) = decoder.join().unwrap();
+    let (seeked_to, got) = decoder.join(Duration::from_secs(60));
     assert!(seeked_to <= SEEK_TS, "seeked to {seeked_to}");
     assert_eq!(
         seeked_to + got,

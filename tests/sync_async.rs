@@ -10,7 +10,7 @@ use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::StorageResource;
 
 mod sync_common;
-use sync_common::{body, bounded, stream_over};
+use sync_common::{LIMIT, assert_cancelled, body, spawn, stream_over, within};
 
 fn async_read_all(res: &StorageResource) -> Vec<u8> {
     let mut s = stream_over(res);
@@ -38,7 +38,7 @@ fn async_reader_on_futures_block_on() {
     let res = StorageResource::memory(CancelToken::new());
     let w = res.clone();
     let d = data.clone();
-    let writer = thread::spawn(move || {
+    let writer = spawn("writer", move || {
         for (i, c) in d.chunks(10_000).enumerate() {
             thread::sleep(Duration::from_millis(1));
             w.write_at((i * 10_000) as u64, c).unwrap();
@@ -46,9 +46,11 @@ fn async_reader_on_futures_block_on() {
         w.commit(None).unwrap();
     });
     let r = res.clone();
-    let out = bounded(Duration::from_secs(20), move || async_read_all(&r));
+    let out = within(Duration::from_secs(20), "async reader", move || {
+        async_read_all(&r)
+    });
     assert!(out == data);
-    writer.join().unwrap();
+    writer.join(LIMIT);
 }
 
 /// Reader and writer as two tasks on ONE thread: if `poll_read` blocked the
@@ -58,34 +60,38 @@ fn async_reader_does_not_block_a_single_threaded_executor() {
     use futures::task::LocalSpawnExt;
     let data = body(100_000, 5);
     let res = StorageResource::memory(CancelToken::new());
-    let out = bounded(Duration::from_secs(20), {
-        let data = data.clone();
-        let res = res.clone();
-        move || {
-            let mut pool = futures::executor::LocalPool::new();
-            let spawner = pool.spawner();
-            let w = res.clone();
-            spawner
-                .spawn_local(async move {
-                    for (i, c) in data.chunks(4096).enumerate() {
-                        w.write_at((i * 4096) as u64, c).unwrap();
-                        yield_now().await;
-                    }
-                    w.commit(None).unwrap();
+    let out = within(
+        Duration::from_secs(20),
+        "reader and writer on one thread",
+        {
+            let data = data.clone();
+            let res = res.clone();
+            move || {
+                let mut pool = futures::executor::LocalPool::new();
+                let spawner = pool.spawner();
+                let w = res.clone();
+                spawner
+                    .spawn_local(async move {
+                        for (i, c) in data.chunks(4096).enumerate() {
+                            w.write_at((i * 4096) as u64, c).unwrap();
+                            yield_now().await;
+                        }
+                        w.commit(None).unwrap();
+                    })
+                    .unwrap();
+                let mut s = stream_over(&res);
+                pool.run_until(async move {
+                    // Length unknown at first: AsyncSeek waits for it.
+                    let end = s.seek(SeekFrom::End(0)).await.unwrap();
+                    s.seek(SeekFrom::Start(0)).await.unwrap();
+                    let mut out = Vec::new();
+                    s.read_to_end(&mut out).await.unwrap();
+                    assert_eq!(end, out.len() as u64);
+                    out
                 })
-                .unwrap();
-            let mut s = stream_over(&res);
-            pool.run_until(async move {
-                // Length unknown at first: AsyncSeek waits for it.
-                let end = s.seek(SeekFrom::End(0)).await.unwrap();
-                s.seek(SeekFrom::Start(0)).await.unwrap();
-                let mut out = Vec::new();
-                s.read_to_end(&mut out).await.unwrap();
-                assert_eq!(end, out.len() as u64);
-                out
-            })
-        }
-    });
+            }
+        },
+    );
     assert!(out == data);
 }
 
@@ -107,13 +113,14 @@ async fn yield_now() {
 fn async_cancel_wakes_reader() {
     let res = StorageResource::memory(CancelToken::new());
     let r = res.clone();
-    let h = thread::spawn(move || {
+    let h = spawn("block_on(read)", move || {
         let mut s = stream_over(&r);
         futures::executor::block_on(s.read(&mut [0u8; 4]))
     });
-    thread::sleep(Duration::from_millis(30));
+    h.assert_blocked(Duration::from_millis(30));
     res.cancel_token().cancel();
-    assert!(bounded(Duration::from_secs(5), move || h.join().unwrap()).is_err());
+    let e = h.join(LIMIT).unwrap_err();
+    assert_cancelled(&e);
 }
 
 #[cfg(feature = "tokio")]

@@ -1,9 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! StorageResource: basics, waits and wakeups, lifecycle, file backend, stress.
 
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "../src/test_util.rs"]
+mod test_util;
+use test_util::{Bounded, LIMIT, spawn, within, within_async};
 
 use kithara_stream::cancel::CancelToken;
 use kithara_stream::storage::{
@@ -68,9 +71,9 @@ fn from_bytes_is_committed() {
     let r = StorageResource::from_bytes(b"0123456789", CancelToken::new());
     assert_eq!(r.len(), Some(10));
     assert_eq!(r.status(), ResourceStatus::Committed { final_len: 10 });
-    assert_eq!(r.wait_range(0..10, None).unwrap(), WaitOutcome::Ready);
-    assert_eq!(r.wait_range(8..20, None).unwrap(), WaitOutcome::Ready);
-    assert_eq!(r.wait_range(10..11, None).unwrap(), WaitOutcome::Eof);
+    assert_eq!(r.wait_range(0..10, soon(5000)).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(8..20, soon(5000)).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(10..11, soon(5000)).unwrap(), WaitOutcome::Eof);
     assert!(matches!(
         r.write_at(10, b"x"),
         Err(StorageError::WriteAfterCommit)
@@ -85,14 +88,14 @@ fn invalid_ranges_are_errors_and_lose_nothing() {
     #[allow(clippy::reversed_empty_ranges)]
     let inverted = 5..3;
     assert!(matches!(
-        r.wait_range(inverted, None),
+        r.wait_range(inverted, soon(5000)),
         Err(StorageError::InvalidRange { start: 5, end: 3 })
     ));
     assert!(matches!(
         r.write_at(u64::MAX - 1, b"xyz"),
         Err(StorageError::InvalidRange { .. })
     ));
-    assert_eq!(r.wait_range(7..7, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(7..7, soon(5000)).unwrap(), WaitOutcome::Ready);
     let mut buf = [0u8; 4];
     assert_eq!(r.read_at(0, &mut buf).unwrap(), 4);
     assert_eq!(&buf, b"keep");
@@ -105,7 +108,7 @@ fn invalid_ranges_are_errors_and_lose_nothing() {
 fn wait_blocks_until_another_thread_writes() {
     for (name, r) in backends() {
         let w = r.clone();
-        let t = thread::spawn(move || {
+        let t = spawn("writer", move || {
             thread::sleep(Duration::from_millis(50));
             w.write_at(0, &[1u8; 100]).unwrap();
         });
@@ -116,7 +119,7 @@ fn wait_blocks_until_another_thread_writes() {
             "{name}"
         );
         assert!(start.elapsed() >= Duration::from_millis(40));
-        t.join().unwrap();
+        t.join(LIMIT);
     }
 }
 
@@ -148,8 +151,8 @@ fn eof_only_when_committed_and_past_end() {
         Err(StorageError::DeadlineExceeded)
     ));
     r.commit(Some(5)).unwrap();
-    assert_eq!(r.wait_range(5..10, None).unwrap(), WaitOutcome::Eof);
-    assert_eq!(r.wait_range(3..10, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(5..10, soon(5000)).unwrap(), WaitOutcome::Eof);
+    assert_eq!(r.wait_range(3..10, soon(5000)).unwrap(), WaitOutcome::Ready);
     assert_eq!(r.len(), Some(5));
 }
 
@@ -161,7 +164,7 @@ fn commit_with_gap_reports_missing_instead_of_hanging() {
     r.commit(None).unwrap();
     assert_eq!(r.len(), Some(6));
     assert!(matches!(
-        r.wait_range(0..6, None),
+        r.wait_range(0..6, soon(5000)),
         Err(StorageError::Missing { start: 2, end: 4 })
     ));
     assert_eq!(r.next_gap(0, 100), Some(2..4));
@@ -170,7 +173,7 @@ fn commit_with_gap_reports_missing_instead_of_hanging() {
     assert_eq!(r.status(), ResourceStatus::Active);
     r.write_at(2, b"cd").unwrap();
     r.commit(None).unwrap();
-    assert_eq!(r.wait_range(0..6, None).unwrap(), WaitOutcome::Ready);
+    assert_eq!(r.wait_range(0..6, soon(5000)).unwrap(), WaitOutcome::Ready);
 }
 
 #[test]
@@ -183,33 +186,21 @@ fn commit_trims_bytes_past_final_len() {
     assert_eq!(r.read_at(5, &mut buf).unwrap(), 0);
 }
 
-/// A thread blocked in `wait_range(0..10, None)`; its result arrives on the
-/// channel, so the test's join is bounded by `recv_timeout`.
-fn blocked_waiter(r: &StorageResource) -> mpsc::Receiver<Result<WaitOutcome, StorageError>> {
+/// A thread blocked in `wait_range(0..10, soon(5000))`, checked to be still
+/// blocked (not returned early) before the caller wakes it.
+fn blocked_waiter(r: &StorageResource) -> Bounded<Result<WaitOutcome, StorageError>> {
     let r = r.clone();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(r.wait_range(0..10, None));
-    });
-    rx
-}
-
-fn bounded_join(
-    rx: &mpsc::Receiver<Result<WaitOutcome, StorageError>>,
-) -> Result<WaitOutcome, StorageError> {
-    rx.recv_timeout(Duration::from_secs(2))
-        .expect("waiter not woken within 2 s")
+    let h = spawn("wait_range(0..10, None)", move || r.wait_range(0..10, None));
+    h.assert_blocked(Duration::from_millis(30));
+    h
 }
 
 #[test]
 fn cancel_wakes_a_blocked_waiter_promptly() {
     for (name, r) in backends() {
         let h = blocked_waiter(&r);
-        thread::sleep(Duration::from_millis(50));
-        let t0 = Instant::now();
         r.cancel_token().cancel();
-        let res = bounded_join(&h);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{name}: slow wake");
+        let res = h.join(LIMIT);
         assert!(
             matches!(res, Err(StorageError::Cancelled)),
             "{name}: {res:?}"
@@ -229,28 +220,56 @@ fn parent_cancel_wakes_a_waiter_on_a_child_token() {
     let parent = CancelToken::new();
     let r = StorageResource::memory(parent.child());
     let h = blocked_waiter(&r);
-    thread::sleep(Duration::from_millis(20));
     parent.cancel();
-    assert!(matches!(bounded_join(&h), Err(StorageError::Cancelled)));
+    assert!(matches!(h.join(LIMIT), Err(StorageError::Cancelled)));
 }
 
 #[test]
 fn fail_wakes_a_blocked_waiter_promptly() {
     for (name, r) in backends() {
         let h = blocked_waiter(&r);
-        thread::sleep(Duration::from_millis(50));
-        let t0 = Instant::now();
         r.fail("boom");
-        let res = bounded_join(&h);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{name}");
+        let res = h.join(LIMIT);
         assert!(
             matches!(&res, Err(StorageError::Failed(m)) if m == "boom"),
-            "{res:?}"
+            "{name}: {res:?}"
         );
         assert_eq!(r.status(), ResourceStatus::Failed("boom".into()));
         r.fail("again");
         assert_eq!(r.status(), ResourceStatus::Failed("again".into()));
         assert!(matches!(r.reactivate(), Err(StorageError::Failed(_))));
+    }
+}
+
+/// Each state change wakes a blocked waiter (a write, a commit, a
+/// reactivate, a length hint, `notify_waiters`): `wait_until` re-checks
+/// after every notification, and only then.
+#[test]
+fn every_state_change_wakes_a_wait_until() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    type Step = Box<dyn Fn(&StorageResource)>;
+    let r = StorageResource::memory(CancelToken::new());
+    let flag = Arc::new(AtomicUsize::new(0));
+    let steps: Vec<(&str, Step)> = vec![
+        ("write_at", Box::new(|r| r.write_at(0, b"a").unwrap())),
+        ("commit", Box::new(|r| r.commit(None).unwrap())),
+        ("reactivate", Box::new(|r| r.reactivate().unwrap())),
+        ("set_len_hint", Box::new(|r| r.set_len_hint(Some(9)))),
+        ("notify_waiters", Box::new(|r| r.notify_waiters())),
+    ];
+    for (i, (what, step)) in steps.iter().enumerate() {
+        let (r2, f2) = (r.clone(), flag.clone());
+        let h = spawn(*what, move || {
+            r2.wait_until(None, || (f2.load(Ordering::SeqCst) > i).then_some(()))
+        });
+        h.assert_blocked(Duration::from_millis(20));
+        // The condition turns true without a notification of its own...
+        flag.store(i + 1, Ordering::SeqCst);
+        h.assert_blocked(Duration::from_millis(20));
+        // ...and the waiter sees it once the resource's event fires.
+        step(&r);
+        assert_eq!(h.join(LIMIT), Some(()), "{what}");
     }
 }
 
@@ -292,27 +311,25 @@ fn len_hint_is_informational() {
 #[test]
 fn async_wait_on_block_on() {
     let r = StorageResource::memory(CancelToken::new());
-    let w = r.clone();
-    let t = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
-        w.write_at(0, b"abcd").unwrap();
-        thread::sleep(Duration::from_millis(20));
-        w.commit(None).unwrap();
+    let ready = spawn("block_on(wait_range_async(0..4))", {
+        let fut = r.wait_range_async(0..4);
+        move || futures::executor::block_on(fut)
     });
-    assert_eq!(
-        futures::executor::block_on(r.wait_range_async(0..4)).unwrap(),
-        WaitOutcome::Ready
-    );
-    assert_eq!(
-        futures::executor::block_on(r.wait_range_async(4..8)).unwrap(),
-        WaitOutcome::Eof
-    );
-    t.join().unwrap();
+    let eof = spawn("block_on(wait_range_async(4..8))", {
+        let fut = r.wait_range_async(4..8);
+        move || futures::executor::block_on(fut)
+    });
+    ready.assert_blocked(Duration::from_millis(20));
+    r.write_at(0, b"abcd").unwrap();
+    assert_eq!(ready.join(LIMIT).unwrap(), WaitOutcome::Ready);
+    eof.assert_blocked(Duration::from_millis(20));
+    r.commit(None).unwrap();
+    assert_eq!(eof.join(LIMIT).unwrap(), WaitOutcome::Eof);
     let c = StorageResource::memory(CancelToken::new());
     let fut = c.wait_range_async(0..1);
     c.cancel_token().cancel();
     assert!(matches!(
-        futures::executor::block_on(fut),
+        within_async(LIMIT, "wait_range_async after cancel", fut),
         Err(StorageError::Cancelled)
     ));
 }
@@ -352,7 +369,7 @@ fn file_resource_survives_reopen_committed() {
     assert_eq!(r.read_at(0, &mut buf).unwrap(), body.len());
     assert_eq!(&buf[..body.len()], &body[..]);
     assert_eq!(
-        r.wait_range(body.len() as u64..body.len() as u64 + 1, None)
+        r.wait_range(body.len() as u64..body.len() as u64 + 1, soon(5000))
             .unwrap(),
         WaitOutcome::Eof
     );
@@ -540,7 +557,7 @@ fn stress_concurrent_writers_and_waiters() {
             let writers: Vec<_> = (0..4u64)
                 .map(|w| {
                     let r = r.clone();
-                    thread::spawn(move || {
+                    spawn("writer", move || {
                         for b in (w..BLOCKS).step_by(4) {
                             let data: Vec<u8> = (b * BLOCK..(b + 1) * BLOCK)
                                 .map(|i| (i % 253) as u8)
@@ -553,7 +570,7 @@ fn stress_concurrent_writers_and_waiters() {
             let readers: Vec<_> = (0..8u64)
                 .map(|k| {
                     let r = r.clone();
-                    thread::spawn(move || {
+                    spawn("reader", move || {
                         let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (k + 1) ^ (round << 8);
                         for _ in 0..200 {
                             x ^= x << 13;
@@ -576,11 +593,11 @@ fn stress_concurrent_writers_and_waiters() {
                 })
                 .collect();
             for w in writers {
-                w.join().unwrap();
+                w.join(Duration::from_secs(60));
             }
             r.commit(None).unwrap();
             for h in readers {
-                h.join().unwrap();
+                h.join(Duration::from_secs(60));
             }
             assert_eq!(r.len(), Some(total), "{name}");
         }
@@ -593,12 +610,9 @@ fn stress_concurrent_writers_and_waiters() {
 fn stress_no_lost_wakeups() {
     for i in 0..600u32 {
         let r = StorageResource::memory(CancelToken::new());
-        let (tx, rx) = mpsc::channel();
         let waiter = {
             let r = r.clone();
-            thread::spawn(move || {
-                let _ = tx.send(r.wait_range(0..4, None));
-            })
+            spawn("wait_range(0..4, None)", move || r.wait_range(0..4, None))
         };
         if i % 3 == 0 {
             thread::yield_now();
@@ -621,11 +635,8 @@ fn stress_no_lost_wakeups() {
                 true
             }
         };
-        let res = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("lost wake-up");
+        let res = waiter.join(LIMIT);
         assert_eq!(res.is_ok(), expect_ok, "round {i}: {res:?}");
-        waiter.join().unwrap();
     }
 }
 
@@ -635,7 +646,7 @@ fn stress_many_waiters_one_notifier() {
     let waiters: Vec<_> = (0..32u64)
         .map(|k| {
             let r = r.clone();
-            thread::spawn(move || {
+            spawn("waiter", move || {
                 for j in 0..50u64 {
                     let off = (k * 50 + j) * 10;
                     assert_eq!(
@@ -650,6 +661,157 @@ fn stress_many_waiters_one_notifier() {
         r.write_at(i * 10, &[1u8; 10]).unwrap();
     }
     for w in waiters {
-        w.join().unwrap();
+        w.join(Duration::from_secs(60));
     }
+}
+
+/// A file committed with gaps keeps its sidecar through a flush, a fail and
+/// the drop of a reopened handle: it never reopens as complete (nor is it
+/// truncated as if it were).
+#[test]
+fn committed_with_gaps_never_reopens_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gappy");
+    let side = dir.path().join(format!("gappy{SIDECAR_SUFFIX}"));
+    let open = || StorageResource::open_file(&path, CancelToken::new()).unwrap();
+    let still_gappy = |r: &StorageResource, step: &str| {
+        assert_eq!(
+            r.status(),
+            ResourceStatus::Committed { final_len: 9 },
+            "{step}"
+        );
+        assert_eq!(r.next_gap(0, 9), Some(3..6), "{step}");
+        assert!(r.contains_range(0..3) && r.contains_range(6..9), "{step}");
+    };
+    let r = open();
+    r.write_at(0, b"abc").unwrap();
+    r.write_at(6, b"ghi").unwrap();
+    r.commit(None).unwrap();
+    r.flush().unwrap();
+    assert!(side.exists(), "flush after a commit with gaps");
+    drop(r);
+    let r = open();
+    still_gappy(&r, "reopened after flush");
+    drop(r); // a reopened handle has recorded nothing yet: the drop records
+    assert!(side.exists(), "drop of a reopened handle");
+    let r = open();
+    still_gappy(&r, "reopened after drop");
+    r.flush().unwrap();
+    assert!(side.exists(), "flush of a reopened handle");
+    r.fail("later failure");
+    assert!(side.exists(), "fail");
+    drop(r);
+    still_gappy(&open(), "reopened after fail");
+}
+
+#[test]
+fn is_empty_only_for_a_committed_empty_resource() {
+    assert!(StorageResource::from_bytes(b"", CancelToken::new()).is_empty());
+    assert!(!StorageResource::from_bytes(b"x", CancelToken::new()).is_empty());
+    let r = StorageResource::memory(CancelToken::new());
+    assert!(!r.is_empty(), "active: length unknown");
+    r.commit(Some(0)).unwrap();
+    assert!(r.is_empty());
+}
+
+/// `temp_file` in a temp dir that does not exist: a typed I/O error at
+/// once, not retried under other names. Runs in a child process (this test binary, re-run with `TMPDIR`
+/// set), since the environment is process-wide.
+#[cfg(unix)]
+#[test]
+fn temp_file_in_a_missing_dir_is_a_typed_error() {
+    const CHILD: &str = "KITHARA_STREAM_TEST_TEMP_FILE_CHILD";
+    const NAME: &str = "temp_file_in_a_missing_dir_is_a_typed_error";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        match StorageResource::temp_file(CancelToken::new()) {
+            Err(StorageError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+            other => panic!("expected Io(NotFound), got {other:?}"),
+        }
+        // Only a name collision is retried with the next name: the failed
+        // call above used one name (`…-0.tmp`, the process's first), so
+        // the next one is `…-1.tmp`.
+        std::fs::create_dir(&dir).unwrap();
+        let r = StorageResource::temp_file(CancelToken::new()).unwrap();
+        let name = r
+            .path()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.ends_with("-1.tmp"),
+            "{name}: the failed call was retried"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = within(LIMIT, "child test process", move || {
+        std::process::Command::new(exe)
+            .args([NAME, "--exact", "--test-threads=1"])
+            .env(CHILD, dir.path().join("missing"))
+            .env("TMPDIR", dir.path().join("missing"))
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn debug_output_shows_the_state() {
+    let r = StorageResource::memory(CancelToken::new());
+    r.write_at(0, b"abc").unwrap();
+    let d = format!("{r:?}");
+    assert!(d.starts_with("StorageResource {"), "{d}");
+    assert!(
+        d.contains("committed: None") && d.contains("cancelled: false"),
+        "{d}"
+    );
+    r.commit(None).unwrap();
+    assert!(format!("{r:?}").contains("committed: Some(3)"), "{r:?}");
+    assert_eq!(format!("{:?}", r.changed()), "Changed { .. }");
+}
+
+/// An async wait for missing data is `Pending` after one poll (it neither
+/// resolves nor spins inside `poll`) and resolves after the write; a
+/// `changed()` future resolves at the next notification, not before.
+#[test]
+fn async_waits_are_pending_until_notified() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    within(
+        Duration::from_secs(5),
+        "polls that must return at once",
+        || {
+            let r = StorageResource::memory(CancelToken::new());
+            let waker = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut changed = Box::pin(r.changed());
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            let mut wait = Box::pin(r.wait_range_async(0..4));
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            r.notify_waiters();
+            assert!(changed.as_mut().poll(&mut cx).is_ready());
+            assert!(wait.as_mut().poll(&mut cx).is_pending(), "still missing");
+            r.write_at(0, b"abcd").unwrap();
+            assert!(matches!(
+                wait.as_mut().poll(&mut cx),
+                Poll::Ready(Ok(WaitOutcome::Ready))
+            ));
+        },
+    );
+}
+
+#[test]
+fn range_set_debug_lists_the_ranges() {
+    let mut set = kithara_stream::storage::RangeSet::new();
+    set.insert(5..9);
+    set.insert(0..3);
+    assert_eq!(format!("{set:?}"), "{0..3, 5..9}");
 }

@@ -18,8 +18,12 @@ use kithara_stream::net::{ByteStream, HttpClient, HttpRequest, HttpResponse, Net
 use kithara_stream::rt::{BoxFuture, Spawn};
 
 mod completions;
+#[path = "../../src/test_util.rs"]
+mod test_util;
 #[allow(unused_imports)] // not every test binary records completions
 pub use completions::{Completed, Completions};
+#[allow(unused_imports)]
+pub use test_util::{Bounded, eventually, spawn as bounded_thread, within, within_async};
 
 // ---------------------------------------------------------------- timer
 
@@ -310,6 +314,33 @@ impl<C: HttpClient> HttpClient for TruncatingClient<C> {
             });
             Ok(HttpResponse::new(resp.status, resp.headers, Box::pin(body)))
         })
+    }
+}
+
+/// Answers the first request with `first`, every later one with `then`.
+pub struct FirstThen<A, B> {
+    pub first: A,
+    pub then: B,
+    used: AtomicBool,
+}
+
+impl<A, B> FirstThen<A, B> {
+    pub fn new(first: A, then: B) -> Self {
+        Self {
+            first,
+            then,
+            used: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<A: HttpClient, B: HttpClient> HttpClient for FirstThen<A, B> {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        if self.used.swap(true, Ordering::SeqCst) {
+            self.then.send(request)
+        } else {
+            self.first.send(request)
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! Helpers shared by the sync-side integration tests (`sync_stream`, `sync_async`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
 use kithara_stream::storage::StorageResource;
-use kithara_stream::{StorageSource, Stream};
+use kithara_stream::{SourceError, StorageSource, Stream, StreamReadError};
+
+#[path = "../../src/test_util.rs"]
+mod test_util;
+pub use test_util::*;
 
 /// The stream type these tests read through.
 pub type S = Stream<StorageSource>;
@@ -29,12 +29,22 @@ pub fn body(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Runs `f` on a thread and fails the test if it does not finish in `limit`.
-pub fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .expect("did not finish in time (hang?)")
+/// The typed source error inside an `io::Error` from a stream's read or
+/// seek; panics if there is none.
+pub fn source_error(e: &std::io::Error) -> &SourceError {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<StreamReadError>())
+        .map(StreamReadError::source_error)
+        .unwrap_or_else(|| panic!("not a source error: {e:?}"))
+}
+
+/// Asserts that `e` carries the cancelled storage's typed error.
+pub fn assert_cancelled(e: &std::io::Error) {
+    assert!(
+        matches!(
+            source_error(e),
+            SourceError::Storage(kithara_stream::storage::StorageError::Cancelled)
+        ),
+        "{e:?}"
+    );
 }
