@@ -15,24 +15,12 @@ use kithara_stream::net::{NetError, RetryPolicy};
 use kithara_stream::{
     ContainerFormat, HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError,
 };
-use support::backends::{Env, backend_tests};
+use support::backends::backend_tests;
 use support::server::{Cut, Resource, TestServer, closed_port_url, pseudo_random};
 use url::Url;
 
 /// The longest any single blocking step may take in these tests.
 const STEP: Duration = Duration::from_secs(30);
-
-fn downloader(env: &Env, max_concurrent: usize) -> Downloader {
-    Downloader::new(
-        DownloaderConfig::new(env.spawn.clone(), env.client.clone())
-            .max_concurrent(max_concurrent)
-            .retry(RetryPolicy::new(
-                3,
-                Duration::from_millis(5),
-                Duration::from_millis(50),
-            )),
-    )
-}
 
 fn config(dl: &Downloader, url: &Url) -> HttpFileConfig {
     HttpFileConfig::from_url(url.clone())
@@ -111,7 +99,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(3 << 20, 11);
         server.add("/a.mp3", Resource::new(body.clone()).content_type("audio/mpeg").throttle(2 << 20));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/a.mp3")).await.unwrap();
         assert_eq!(s.len(), Some(3 << 20));
         let b = body.clone();
@@ -146,7 +134,7 @@ backend_tests! {
         let body = pseudo_random(4 << 20, 12);
         // At 256 KiB/s the sequential download needs 16 s to reach the target.
         server.add("/slow", Resource::new(body.clone()).throttle(256 * 1024).header_delay(Duration::from_millis(50)));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let opened = Instant::now();
         let mut s = open(&dl, &server.url("/slow")).await.unwrap();
         // `new` resolves with the headers, not with the body.
@@ -180,7 +168,7 @@ backend_tests! {
             res = res.then(Cut::DropAfter(1 + rng.below(200_000)));
         }
         server.add("/drop", res);
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/drop")).await.unwrap();
         let got = blocking(move || read_to_end(&mut s).unwrap()).await;
         assert_same(&got, &body[..]);
@@ -194,7 +182,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(1 << 20, 14);
         server.add("/norange", Resource::new(body.clone()).ignore_range().throttle(4 << 20));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/norange")).await.unwrap();
         let b = body.clone();
         let s = blocking(move || {
@@ -235,7 +223,7 @@ backend_tests! {
     fn dropping_new_before_headers_cancels(env) {
         let server = TestServer::start();
         server.add("/late", Resource::new(pseudo_random(10_000, 23)).header_delay(Duration::from_secs(5)));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let url = server.url("/late");
         assert!(env.timeout(Duration::from_millis(300), open(&dl, &url)).await.is_err());
         server
@@ -258,7 +246,7 @@ backend_tests! {
                 .then(Cut::DropAfter(500_000))
                 .then(Cut::DropAfter(700_000)),
         );
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/norange-drop")).await.unwrap();
         let got = blocking(move || read_to_end(&mut s).unwrap()).await;
         assert_same(&got, &body[..]);
@@ -273,7 +261,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(700_000, 15);
         server.add("/chunked", Resource::new(body.clone()).chunked().content_type("audio/wav").throttle(1 << 20));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/chunked")).await.unwrap();
         assert_eq!(s.len(), None);
         let (s, got) = blocking(move || {
@@ -292,7 +280,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(1 << 20, 20);
         server.add("/async", Resource::new(body.clone()).throttle(4 << 20));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/async")).await.unwrap();
         let mut buf = vec![0u8; 5000];
         AsyncSeekExt::seek(&mut s, SeekFrom::Start(900_000)).await.unwrap();
@@ -310,7 +298,7 @@ backend_tests! {
         let server = TestServer::start();
         server.add("/html", Resource::html_error_page());
         server.add("/500", Resource::error(500, "boom"));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let e = open(&dl, &server.url("/html")).await.unwrap_err();
         assert!(matches!(e, SourceError::Net(NetError::InvalidContentType { .. })), "{e:?}");
         let e = open(&dl, &server.url("/missing")).await.unwrap_err();
@@ -325,7 +313,7 @@ backend_tests! {
     fn mismatched_content_range_is_an_error(env) {
         let server = TestServer::start();
         server.add("/liar", Resource::new(pseudo_random(10_000, 16)).header("Content-Range", "bytes 100-9999/10000"));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let e = open(&dl, &server.url("/liar")).await.unwrap_err();
         assert!(matches!(e, SourceError::Net(NetError::InvalidResponse { .. })), "{e:?}");
     }
@@ -336,7 +324,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(200_000, 17);
         server.add("/short", Resource::new(body.clone()).then(Cut::DropAfter(50_000)).always(Cut::DropAfter(0)));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/short")).await.unwrap();
         let (got, err) = blocking(move || {
             let mut got = Vec::new();
@@ -366,7 +354,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(600_000, 18);
         server.add("/c", Resource::new(body.clone()));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let mut s = open_cached(&dl, &server.url("/c"), &path).await.unwrap();
         let (s, got) = blocking(move || {
             let got = read_to_end(&mut s).unwrap();
@@ -402,7 +390,7 @@ backend_tests! {
     fn fresh_cache_file_is_one_request_and_completes(env) {
         let dir = tempfile::tempdir().unwrap();
         let server = TestServer::start();
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         for (name, len) in [("small", 1000), ("big", 700_000), ("empty", 0)] {
             let body = pseudo_random(len, 25);
             let url_path = format!("/{name}");
@@ -443,7 +431,7 @@ backend_tests! {
         std::fs::write(&blocker, b"x").unwrap();
         let server = TestServer::start();
         server.add("/u", Resource::new(pseudo_random(100_000, 26)));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let e = open_cached(&dl, &server.url("/u"), &blocker.join("file"))
             .await
             .unwrap_err();
@@ -460,7 +448,7 @@ backend_tests! {
         for (i, b) in bodies.iter().enumerate() {
             server.add(&format!("/s{i}"), Resource::new(b.clone()));
         }
-        let dl = downloader(&env, MAX);
+        let dl = env.downloader(MAX);
         let urls: Vec<Url> = (0..N).map(|i| server.url(&format!("/s{i}"))).collect();
         let opens = urls.iter().map(|u| open(&dl, u));
         let streams = futures::future::join_all(opens).await;
@@ -496,7 +484,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(2 << 20, 19);
         server.add("/p", Resource::new(body.clone()).throttle(512 * 1024));
-        let dl = downloader(&env, 4);
+        let dl = env.downloader(4);
         let s = open_cached(&dl, &server.url("/p"), &path).await.unwrap();
         let storage = s.source().storage().clone();
         let st = storage.clone();

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kithara_stream::cancel::CancelToken;
-use kithara_stream::dl::{Downloader, DownloaderConfig};
-use kithara_stream::net::{NetError, RetryPolicy, Validator};
+use kithara_stream::dl::Downloader;
+use kithara_stream::net::{NetError, Validator};
 use kithara_stream::storage::StorageResource;
 use kithara_stream::{HttpFile, HttpFileConfig, SourceError, Stream, StreamReadError};
 use support::backends::{Env, backend_tests};
@@ -66,18 +66,6 @@ fn validator(tag: Tag, n: u64) -> Option<Validator> {
         ))),
         Tag::Neither => None,
     }
-}
-
-fn downloader(env: &Env) -> Downloader {
-    Downloader::new(
-        DownloaderConfig::new(env.spawn.clone(), env.client.clone())
-            .max_concurrent(4)
-            .retry(RetryPolicy::new(
-                3,
-                Duration::from_millis(5),
-                Duration::from_millis(50),
-            )),
-    )
 }
 
 fn config(dl: &Downloader, url: &Url) -> HttpFileConfig {
@@ -201,7 +189,7 @@ async fn change_after_a_seek(env: &Env, tag: Tag) {
     let (v1, r1) = version(tag, 1);
     let (v2, _) = version(tag, 2);
     server.add("/s", r1.throttle(400_000));
-    let dl = downloader(env);
+    let dl = env.downloader(4);
     let url = server.url("/s");
     let mut s = open(&dl, &url).await;
     // Bytes of version 1 are read, then the file changes on the server and
@@ -252,7 +240,7 @@ async fn change_on_resume_after_a_drop(env: &Env, tag: Tag, read_first: bool) {
             .then(Cut::DropAfter(200_000))
             .swap_after(1, r2),
     );
-    let dl = downloader(env);
+    let dl = env.downloader(4);
     let url = server.url("/r");
     let mut s = open(&dl, &url).await;
     if read_first {
@@ -293,7 +281,7 @@ async fn change_on_cache_resume(env: &Env, tag: Tag) {
         r.set_len_hint(Some(v1.len() as u64));
         r.set_validator(validator(tag, 1));
     }
-    let dl = downloader(env);
+    let dl = env.downloader(4);
     let url = server.url("/c");
     let sidecar = std::fs::read_to_string(dir.path().join("c.bin.ranges")).unwrap();
     assert!(
@@ -328,7 +316,7 @@ async fn revalidation(env: &Env, tag: Tag) {
     let (v1, r1) = version(tag, 1);
     let (v2, r2) = version(tag, 2);
     server.add("/v", r1);
-    let dl = downloader(env);
+    let dl = env.downloader(4);
     let url = server.url("/v");
     let read_all = |revalidate: bool| {
         let cfg = config(&dl, &url).cache_file(&path).revalidate(revalidate);
@@ -416,7 +404,7 @@ backend_tests! {
         let server = TestServer::start();
         let body = pseudo_random(SIZE, 7);
         server.add("/n", Resource::new(body.clone()).ignore_range().etag("\"n\"").throttle(RATE));
-        let dl = downloader(&env);
+        let dl = env.downloader(4);
         let mut s = open(&dl, &server.url("/n")).await;
         let started = Instant::now();
         let b = body.clone();

@@ -95,6 +95,23 @@ impl std::fmt::Debug for Env {
 }
 
 impl Env {
+    /// A downloader on this backend with `max_concurrent` slots and quick
+    /// retries (3 within the budget, 5 ms doubling to 50 ms), as the
+    /// HttpFile suites use it.
+    pub fn downloader(&self, max_concurrent: usize) -> kithara_stream::dl::Downloader {
+        use kithara_stream::dl::{Downloader, DownloaderConfig};
+        use kithara_stream::net::RetryPolicy;
+        Downloader::new(
+            DownloaderConfig::new(self.spawn.clone(), self.client.clone())
+                .max_concurrent(max_concurrent)
+                .retry(RetryPolicy::new(
+                    3,
+                    Duration::from_millis(5),
+                    Duration::from_millis(50),
+                )),
+        )
+    }
+
     /// Runs `fut` with a deadline on this backend's timer.
     pub async fn timeout<F: Future>(&self, limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
         kithara_stream::rt::timeout(&*self.spawn, limit, fut).await
