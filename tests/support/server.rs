@@ -1026,12 +1026,15 @@ fn stream_body(
             }
             let n = chunk.min(limit - sent);
             let data = body.slice(sent as usize..(sent + n) as usize);
+            // Counted before the hand-over: the client can read the last
+            // byte and close the connection before `send` returns here.
+            shared.update(|s| s.body_bytes_sent += n);
             if tx.send(Ok(Frame::data(data))).await.is_err() {
+                shared.update(|s| s.body_bytes_sent -= n);
                 return; // the client went away
             }
             frames += 1;
             sent += n;
-            shared.update(|s| s.body_bytes_sent += n);
         }
         match cut {
             Cut::DropAfter(n) if n < len => {
