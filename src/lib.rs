@@ -97,6 +97,7 @@ mod stream;
 #[cfg(test)]
 mod test_util;
 mod timeline;
+mod trace;
 
 pub use error::{SourceError, StreamError, StreamResult};
 pub use source::{NotReadyCause, PendingReason, ReadOutcome, Source, SourcePhase, StorageSource};

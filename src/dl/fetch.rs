@@ -75,6 +75,9 @@ impl Publisher {
     }
 
     pub(crate) fn publish(&self, event: &DownloaderEvent) {
+        // One place sees every request's lifecycle: enqueued, started,
+        // slow, retried, resumed, completed, failed, cancelled.
+        crate::trace::trace!(debug, ?event, "request");
         self.shared.hub.publish(event);
         self.peer_hub.publish(event);
     }
@@ -705,6 +708,15 @@ pub(crate) async fn run_streaming(
         body,
         ..
     } = resp;
+    crate::trace::trace!(
+        debug,
+        request_id = %publisher.id,
+        url = %req.url,
+        %status,
+        range = ?req.range.map(|r| r.to_string()),
+        content_range = ?headers.get(http::header::CONTENT_RANGE),
+        "answer"
+    );
     let mut writer = match writer {
         Some(w) if req.method == RequestMethod::Get => w,
         _ => {

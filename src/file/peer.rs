@@ -16,6 +16,7 @@ use crate::net::{ContentRange, NetError, RangeSpec, Validator, header_u64};
 use crate::offload::Offload;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
+use crate::trace::trace;
 
 pub(crate) mod live;
 
@@ -216,6 +217,7 @@ impl Shared {
             st.waker.clone()
         };
         self.storage.recover();
+        trace!(info, url = %self.url, "a read revives the download after a transient give-up");
         if let Some(w) = waker {
             w.wake();
         }
@@ -306,6 +308,7 @@ impl Shared {
         let waker = st.waker.clone();
         drop(st);
         if let Some(a) = stale {
+            trace!(debug, url = %self.url, from = a.start, to = pos, "re-aim: the running fetch is cancelled");
             a.token.cancel();
         }
         if let Some(w) = waker {
@@ -346,6 +349,7 @@ impl Shared {
         if let Some(a) = active {
             a.token.cancel();
         }
+        trace!(warn, url = %self.url, transient, error = %msg, "download gave up");
         self.storage.fail(msg);
     }
 
@@ -365,10 +369,11 @@ impl Shared {
         drop(st);
         let this = self.clone();
         let commit = move || match this.storage.commit(len) {
+            Ok(()) => trace!(debug, url = %this.url, len, "committed"),
             // The reader went away as the last byte landed: nothing to
             // report, and the storage's last drop records the complete
             // bytes (failing it here would leave the cache partial).
-            Ok(()) | Err(StorageError::Cancelled) => {}
+            Err(StorageError::Cancelled) => {}
             Err(e) => {
                 lock(&this.state).done = false;
                 this.fail(Terminal::Storage(e.to_string()));
@@ -475,6 +480,7 @@ impl Shared {
                 }
             }
         }
+        trace!(debug, url = %self.url, start, end, ranged, ?priority, "fetch planned");
         let s3 = self.clone();
         let cmd = self
             .live_callbacks(cmd, &ctx)
@@ -785,6 +791,7 @@ impl Shared {
         st.forget_version();
         drop(st);
         drop(consumed);
+        trace!(info, url = %self.url, %error, "the resource changed before any byte was read: starting over");
         self.wake();
     }
 }
