@@ -27,6 +27,7 @@
 //! | `symphonia` | `symphonia_core::io::MediaSource` (symphonia 0.6) for [`Stream`] |
 //! | `symphonia-05` | the same for symphonia 0.5 |
 //! | `test-util` | `net::MemoryClient`, `net::MemoryResource`, `net::SeenRequest`: test doubles |
+//! | `tracing` | `tracing` events (target `kithara_stream`): requests, answers, re-aims, retries, resumes, commits, failures |
 //!
 //! # Usage
 //!
