@@ -1759,3 +1759,16 @@ fn range_spec_accessors() {
     assert_eq!((r.start(), r.end()), (3, Some(7)));
     assert_eq!(r.to_header_value(), "bytes=3-7");
 }
+
+/// Retry waits: none before the first retry, then the base delay doubling
+/// per attempt, capped.
+#[test]
+fn retry_delays_double_from_the_base_up_to_the_cap() {
+    let p = RetryPolicy::new(10, Duration::from_millis(100), Duration::from_secs(1));
+    let delays: Vec<_> = (0..6).map(|a| p.delay_for_attempt(a)).collect();
+    assert_eq!(
+        delays,
+        [0, 100, 200, 400, 800, 1000].map(Duration::from_millis)
+    );
+    assert_eq!(p.delay_for_attempt(u32::MAX), Duration::from_secs(1));
+}
