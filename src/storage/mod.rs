@@ -96,7 +96,7 @@ pub enum StorageError {
     },
     /// Another resource on the same cache file is still open (or still
     /// recording its sidecar) after
-    /// [`PATH_CLAIM_TIMEOUT`](crate::storage::PATH_CLAIM_TIMEOUT).
+    /// [`PATH_CLAIM_TIMEOUT`].
     #[error("cache file {path} is in use by another open resource")]
     PathInUse {
         /// The file (canonical path).
