@@ -14,10 +14,9 @@ use futures::future::{Either, select};
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
-use super::body::BodyStream;
-use super::cmd::writer_error;
-use super::downloader::{Shared, Slot};
+use super::body::{BodyStream, writer_error};
 use super::events::{CancelReason, DownloaderEvent, Hub, RequestId, bandwidth_bps};
+use super::shared::{Shared, Slot};
 use super::{FetchResponse, OnCompleteFn, OnResponseFn, ReadyFn, ValidatorFn, WriterFn};
 use crate::cancel::{CancelGroup, CancelToken, Cancelled};
 use crate::net::{

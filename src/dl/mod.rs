@@ -37,7 +37,9 @@ mod config;
 mod downloader;
 mod events;
 mod fetch;
+mod peer;
 mod registry;
+mod shared;
 
 use std::io;
 
@@ -50,8 +52,9 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_TIMEOUT, DownloaderConfig,
 };
-pub use downloader::{Downloader, Peer, PeerHandle};
+pub use downloader::{Downloader, PeerHandle};
 pub use events::{CancelReason, DownloaderEvent, EVENT_QUEUE_CAPACITY, EventReceiver, RequestId};
+pub use peer::Peer;
 
 pub use crate::net::RequestMethod;
 

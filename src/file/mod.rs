@@ -2,7 +2,7 @@
 //! reference protocol.
 //!
 //! `Stream::<HttpFile>::new(config).await` registers a peer with the
-//! config's [`Downloader`](crate::dl::Downloader), resolves once the first
+//! config's [`Downloader`], resolves once the first
 //! response's headers are in (so a 404, a 500, an HTML error page or a
 //! refused connection is a typed error from `new`), and returns a stream
 //! that reads the bytes while they download.

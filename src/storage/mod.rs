@@ -23,9 +23,10 @@ mod ring;
 use std::io;
 
 pub use claim::PATH_CLAIM_TIMEOUT;
+pub use file::SIDECAR_SUFFIX;
 pub use memory::PagePool;
 pub use range_set::RangeSet;
-pub use resource::{Changed, SIDECAR_SUFFIX, StorageResource};
+pub use resource::{Changed, StorageResource};
 pub use ring::MIN_BUDGET;
 
 /// Errors of [`StorageResource`] operations. Display strings are stable.
@@ -96,7 +97,7 @@ pub enum StorageError {
     },
     /// Another resource on the same cache file is still open (or still
     /// recording its sidecar) after
-    /// [`PATH_CLAIM_TIMEOUT`](crate::storage::PATH_CLAIM_TIMEOUT).
+    /// [`PATH_CLAIM_TIMEOUT`].
     #[error("cache file {path} is in use by another open resource")]
     PathInUse {
         /// The file (canonical path).

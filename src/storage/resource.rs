@@ -23,11 +23,6 @@ use crate::cancel::{CancelHook, CancelToken, lock};
 use crate::net::Validator;
 use crate::offload::Offload;
 
-/// Suffix of the sidecar file that records the valid ranges of a partially
-/// written file-backed resource (`song.mp3` → `song.mp3.ranges`). A data
-/// file without a sidecar is complete.
-pub const SIDECAR_SUFFIX: &str = ".ranges";
-
 /// A resource's bytes plus the ranges of them that were actually written.
 ///
 /// Cloning is cheap (an `Arc` bump) and yields a handle to the **same**
@@ -39,7 +34,7 @@ pub const SIDECAR_SUFFIX: &str = ".ranges";
 ///   never by an announced length).
 /// - [`open_file`](Self::open_file): a real file with positional I/O. A
 ///   complete file from an earlier run opens committed (a cache); a partial
-///   one keeps its recorded ranges (resume). See [`SIDECAR_SUFFIX`].
+///   one keeps its recorded ranges (resume). See [`SIDECAR_SUFFIX`](super::SIDECAR_SUFFIX).
 /// - [`temp_file`](Self::temp_file): an anonymous file in the temp dir,
 ///   deleted when the last handle drops.
 ///

@@ -19,16 +19,9 @@ use crate::source::{
 use crate::storage::{StorageError, WaitOutcome};
 use crate::timeline::Timeline;
 
-/// How long one `wait_range` of [`Stream::try_read`] may block.
-pub const WAIT_RANGE_TIMEOUT: Duration = Duration::from_millis(10);
+mod policy;
 
-/// How many non-progressing waits one [`Stream::try_read`] makes before it
-/// reports `Pending(NotReady(..))` (≈ 500 ms in total).
-pub const MAX_WAIT_SPINS: u32 = 50;
-
-/// How long a seek primes the new position (`wait_range` at the target)
-/// before returning.
-pub const SEEK_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+pub use policy::{MAX_WAIT_SPINS, SEEK_WAIT_TIMEOUT, WAIT_RANGE_TIMEOUT};
 
 /// A kind of stream: how to build its [`Source`] from a config.
 ///
