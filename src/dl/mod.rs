@@ -35,11 +35,14 @@ mod body;
 mod cmd;
 mod config;
 mod downloader;
+mod establish;
 mod events;
 mod fetch;
 mod peer;
+mod reader;
 mod registry;
 mod shared;
+mod track;
 
 use std::io;
 

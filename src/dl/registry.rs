@@ -16,11 +16,11 @@ use event_listener::EventListener;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 
+use super::establish::Request;
 use super::events::{DownloaderEvent, Hub};
-use super::fetch::{
-    Completion, Publisher, Request, Tokens, Tracker, run_imperative, run_streaming,
-};
+use super::fetch::{run_imperative, run_streaming};
 use super::shared::{ImperativeMsg, NewPeer, Shared, Slot};
+use super::track::{Completion, Publisher, Tokens, Tracker};
 use super::{
     FetchCmd, FetchResponse, OnResponseFn, Peer, ReadyFn, RequestPriority, WriterFn, slot_index,
 };
