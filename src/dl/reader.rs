@@ -19,53 +19,37 @@ use crate::cancel::Cancelled;
 use crate::net::{
     ByteStream, ContentRange, NetError, RangeSpec, TimeoutKind, TransportKind, Validator,
 };
-use crate::rt::{BoxFuture, Spawn};
+use crate::rt::{Deadline, Spawn};
 
-/// The body inactivity timeout as one re-armed timer per body instead of
-/// one timer per chunk: [`restart`](Self::restart) is a clock read and a
-/// field write; the timer is made only when a wait is `Pending` and, when it
-/// fires early (progress was made since it was armed), re-armed for the
-/// time that is really left.
+/// The body inactivity timeout as one [`Deadline`] per body instead of one
+/// timer per chunk: [`restart`](Self::restart) is a clock read and a field
+/// write.
 struct Watchdog {
     period: Duration,
-    /// When the current wait for a chunk began.
-    since: Instant,
-    timer: Option<BoxFuture<'static, ()>>,
+    deadline: Deadline,
 }
 
 impl Watchdog {
-    /// `None` for a zero period (no inactivity timeout).
+    /// `None` for a zero period (no inactivity timeout) and for one too long
+    /// for the clock (a deadline never reached).
     fn new(period: Duration) -> Option<Self> {
+        let at = Instant::now().checked_add(period)?;
         (!period.is_zero()).then(|| Self {
             period,
-            since: Instant::now(),
-            timer: None,
+            deadline: Deadline::new(at),
         })
     }
 
     /// A new wait begins: the full period is granted from now.
     fn restart(&mut self) {
-        self.since = Instant::now();
+        if let Some(at) = Instant::now().checked_add(self.period) {
+            self.deadline.reset(at);
+        }
     }
 
     /// `Ready` once `period` has passed since the last restart.
     fn poll_expired(&mut self, spawn: &dyn Spawn, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            let timer = match &mut self.timer {
-                Some(t) => t,
-                None => {
-                    let left = self.period.saturating_sub(self.since.elapsed());
-                    if left.is_zero() {
-                        return Poll::Ready(());
-                    }
-                    self.timer.insert(spawn.sleep(left))
-                }
-            };
-            futures::ready!(timer.as_mut().poll(cx));
-            // Never poll a finished timer again; arm a new one if the
-            // deadline moved on since this one was set.
-            self.timer = None;
-        }
+        self.deadline.poll_expired(spawn, cx)
     }
 }
 
