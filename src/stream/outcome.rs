@@ -32,6 +32,26 @@ pub enum StreamReadOutcome {
 ///
 /// As the payload of an `io::Error` from `Read`, reach it with
 /// `err.get_ref().and_then(|e| e.downcast_ref::<StreamReadError>())`.
+/// That one downcast gives the root cause: [`source_error`](Self::source_error)
+/// is the typed [`SourceError`], whose variants carry the network
+/// ([`NetError`](crate::net::NetError)) or storage ([`StorageError`]) error.
+///
+/// ```
+/// use std::io::Read;
+/// use kithara_stream::cancel::CancelToken;
+/// use kithara_stream::storage::{StorageError, StorageResource};
+/// use kithara_stream::{SourceError, Stream, StorageSource, StreamReadError};
+///
+/// let res = StorageResource::memory(CancelToken::new());
+/// res.fail("disk full");
+/// let mut stream = Stream::<StorageSource>::from_source(StorageSource::new(res));
+/// let err = stream.read(&mut [0u8; 16]).unwrap_err();
+/// let cause = err
+///     .get_ref()
+///     .and_then(|e| e.downcast_ref::<StreamReadError>())
+///     .map(StreamReadError::source_error);
+/// assert!(matches!(cause, Some(SourceError::Storage(StorageError::Failed(_)))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StreamReadError {
