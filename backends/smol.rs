@@ -1,7 +1,7 @@
 //! [`Spawn`] + timer + blocking pool on smol.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::rt::{BoxFuture, Spawn};
 
@@ -64,6 +64,13 @@ impl Spawn for SmolRuntime {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         let timer = ::smol::Timer::after(duration);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        let timer = ::smol::Timer::at(deadline);
         Box::pin(async move {
             timer.await;
         })

@@ -1,6 +1,6 @@
 //! [`Spawn`] + timer on tokio.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::tokio::runtime::Handle;
 
@@ -50,6 +50,13 @@ impl Spawn for TokioRuntime {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         let _ctx = self.handle.enter();
         Box::pin(::tokio::time::sleep(duration))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        let _ctx = self.handle.enter();
+        Box::pin(::tokio::time::sleep_until(
+            ::tokio::time::Instant::from_std(deadline),
+        ))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {

@@ -83,7 +83,7 @@ impl BodyStream {
         let mut total = 0u64;
         while let Some(chunk) = self.next().await {
             let chunk = chunk?;
-            writer(&chunk).map_err(|e| super::cmd::writer_error(&e))?;
+            writer(&chunk).map_err(|e| writer_error(&e))?;
             total += chunk.len() as u64;
         }
         Ok(total)
@@ -103,4 +103,9 @@ impl Stream for BodyStream {
         }
         Poll::Ready(item)
     }
+}
+
+/// Makes a [`NetError`] from a writer's I/O error.
+pub(crate) fn writer_error(e: &io::Error) -> NetError {
+    NetError::Writer(e.to_string())
 }

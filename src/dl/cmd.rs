@@ -247,8 +247,3 @@ impl FetchResponse {
         }
     }
 }
-
-/// Makes a [`NetError`] from a writer's I/O error.
-pub(crate) fn writer_error(e: &io::Error) -> NetError {
-    NetError::Writer(e.to_string())
-}

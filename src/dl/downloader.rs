@@ -1,104 +1,20 @@
-//! [`Downloader`], [`Peer`], [`PeerHandle`] and the state they share with the loop.
+//! The facade: [`Downloader`] and [`PeerHandle`] build the loop's state
+//! (`shared.rs`), spawn the loop (`registry.rs`) and hand out handles.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
 
-use event_listener::{Event, EventListener};
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
 
 use super::events::{EventReceiver, Hub};
-use super::registry::{NewPeer, Registry};
-use super::{
-    DownloaderConfig, FetchCmd, FetchResponse, PEER_CMD_CHANNEL_CAPACITY, RequestId,
-    RequestPriority,
-};
+use super::registry::Registry;
+use super::shared::{ImperativeMsg, NewPeer, Shared};
+use super::{DownloaderConfig, FetchCmd, FetchResponse, PEER_CMD_CHANNEL_CAPACITY, Peer};
 use crate::cancel::CancelToken;
 use crate::net::NetError;
-use crate::offload::{MAX_BLOCKING_JOBS, Offload};
-
-/// An event with a stored permit (like a one-permit semaphore): a
-/// `notify` that comes before the waiter listens is not lost.
-pub(crate) struct Signal {
-    permit: AtomicBool,
-    event: Event,
-}
-
-impl Signal {
-    fn new() -> Self {
-        Self {
-            permit: AtomicBool::new(false),
-            event: Event::new(),
-        }
-    }
-
-    /// Stores the permit, then wakes the listener.
-    pub(crate) fn notify(&self) {
-        self.permit.store(true, Ordering::Release);
-        self.event.notify(usize::MAX);
-    }
-
-    /// Takes the permit: whether a notify happened since the last take.
-    pub(crate) fn take(&self) -> bool {
-        self.permit.swap(false, Ordering::AcqRel)
-    }
-
-    pub(crate) fn listen(&self) -> EventListener {
-        self.event.listen()
-    }
-}
-
-/// What the loop, the fetch tasks and the handles share. The loop holds it
-/// strongly; it never holds a [`Downloader`] or a [`PeerHandle`], so
-/// dropping those is observable.
-pub(crate) struct Shared {
-    pub(crate) cfg: DownloaderConfig,
-    /// The downloader's own token (a child of `cfg.cancel`).
-    pub(crate) root: CancelToken,
-    /// Requests holding a concurrency slot. Only the loop increments it.
-    pub(crate) inflight: AtomicUsize,
-    /// Wakes the loop: capacity freed, urgent work enqueued, a queued
-    /// command cancelled, a peer cancelled.
-    pub(crate) wake: Signal,
-    /// Set (before `wake`) when a queued command's token fired.
-    pub(crate) sweep: AtomicBool,
-    pub(crate) hub: Hub,
-    pub(crate) loop_alive: AtomicBool,
-    next_request_id: AtomicU64,
-    next_peer_id: AtomicU64,
-    reg_tx: mpsc::UnboundedSender<NewPeer>,
-    /// Blocking file work of this downloader's streams (opens, commits,
-    /// sidecar records), at most [`MAX_BLOCKING_JOBS`] at once.
-    pub(crate) offload: Offload,
-}
-
-impl Shared {
-    pub(crate) fn next_request_id(&self) -> RequestId {
-        loop {
-            let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-            if let Some(id) = RequestId::new(n) {
-                return id;
-            }
-        }
-    }
-
-    /// Frees one concurrency slot and wakes the loop.
-    pub(crate) fn release_slot(&self) {
-        self.inflight.fetch_sub(1, Ordering::AcqRel);
-        self.wake.notify();
-    }
-}
-
-/// A concurrency slot; released (and the loop woken) on drop.
-pub(crate) struct Slot(pub(crate) Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.release_slot();
-    }
-}
+use crate::offload::Offload;
 
 struct DownloaderInner {
     shared: Arc<Shared>,
@@ -167,24 +83,7 @@ impl fmt::Debug for Downloader {
 impl Downloader {
     /// A downloader running on `config.spawn`; its loop is spawned now.
     pub fn new(config: DownloaderConfig) -> Self {
-        let root = config
-            .cancel
-            .as_ref()
-            .map_or_else(CancelToken::new, CancelToken::child);
-        let (reg_tx, reg_rx) = mpsc::unbounded();
-        let shared = Arc::new(Shared {
-            offload: Offload::new(config.spawn.clone(), MAX_BLOCKING_JOBS),
-            hub: Hub::new(config.event_capacity),
-            cfg: config,
-            root,
-            inflight: AtomicUsize::new(0),
-            wake: Signal::new(),
-            sweep: AtomicBool::new(false),
-            loop_alive: AtomicBool::new(true),
-            next_request_id: AtomicU64::new(1),
-            next_peer_id: AtomicU64::new(1),
-            reg_tx,
-        });
+        let (shared, reg_rx) = Shared::new(config);
         let registry = Registry::new(shared.clone(), reg_rx);
         shared.cfg.spawn.spawn(Box::pin(registry.run()));
         Self {
@@ -207,21 +106,20 @@ impl Downloader {
         let token = shared.root.child();
         let (cmd_tx, cmd_rx) = mpsc::channel(PEER_CMD_CHANNEL_CAPACITY);
         let hub = Arc::new(Hub::new(shared.cfg.event_capacity));
-        let id = shared.next_peer_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_peer_id();
         // A downloader that is shut down, shutting down or whose loop is
         // gone cannot serve the peer: its token is cancelled at once, so a
         // stream opening on it fails now instead of waiting forever. (A
         // registration the loop takes in just before closing is cancelled
         // by the loop's close.)
-        let sent = shared.reg_tx.unbounded_send(NewPeer {
+        let sent = shared.send_peer(NewPeer {
             id,
             peer,
             token: token.clone(),
             rx: cmd_rx,
             hub: hub.clone(),
         });
-        if sent.is_err() || shared.root.is_cancelled() || !shared.loop_alive.load(Ordering::Acquire)
-        {
+        if !sent || shared.root.is_cancelled() || !shared.loop_alive.load(Ordering::Acquire) {
             token.cancel();
         }
         shared.wake.notify();
@@ -266,48 +164,6 @@ impl Downloader {
     pub(crate) fn offload(&self) -> Offload {
         self.inner.shared.offload.clone()
     }
-}
-
-/// A protocol that feeds the downloader: it is asked for work and says how
-/// urgent it is.
-///
-/// # Contract
-/// - [`poll_next`](Self::poll_next) is called from the loop task, never
-///   concurrently with itself, and only when the peer has no streaming
-///   command still waiting in the queue (at most one batch per peer
-///   waits). `Ready(Some(cmds))` hands the commands over (each gets exactly
-///   one `on_complete`) and the loop **polls again** as soon as they have
-///   left the queue, until `Pending` or `Ready(None)`: a peer yielding one
-///   command per poll gets up to `max_concurrent` in flight.
-///   `Ready(Some(vec![]))` hands over nothing and is polled again too.
-///   `Ready(None)` retires the peer's stream of work (its handle still
-///   works), and `Pending` must arrange for `cx.waker()` to be woken when
-///   work appears.
-/// - [`priority`](Self::priority) is read on every loop pass. A peer whose
-///   priority changes should wake the last waker it got, so its queued
-///   commands move slot at once.
-/// - Both must be quick and must not block.
-pub trait Peer: Send + Sync + 'static {
-    /// The next batch of streaming commands (default: none, ever).
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
-        let _ = cx;
-        Poll::Ready(None)
-    }
-
-    /// The peer's current priority (default `Low`).
-    fn priority(&self) -> RequestPriority {
-        RequestPriority::Low
-    }
-}
-
-/// An imperative command on its way to the loop.
-pub(crate) struct ImperativeMsg {
-    pub(crate) cmd: FetchCmd,
-    pub(crate) tx: oneshot::Sender<Result<FetchResponse, NetError>>,
-    /// `batch`: read the body inside the slot and return it buffered.
-    pub(crate) collect: bool,
-    /// Cancelled when the caller drops its future before the answer.
-    pub(crate) caller: CancelToken,
 }
 
 struct PeerInner {
@@ -458,26 +314,5 @@ impl PeerHandle {
         Downloader {
             inner: self.inner.dl.clone(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use event_listener::Listener;
-    use std::time::Duration;
-
-    #[test]
-    fn signal_keeps_a_notify_that_came_before_the_wait() {
-        let s = Signal::new();
-        assert!(!s.take());
-        s.notify();
-        // The waiter checks the permit after listening: the early notify is not lost.
-        let l = s.listen();
-        assert!(s.take());
-        assert!(!s.take());
-        // A notify after listening wakes the listener.
-        s.notify();
-        assert!(l.wait_timeout(Duration::from_secs(5)).is_some());
     }
 }

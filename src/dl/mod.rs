@@ -35,9 +35,14 @@ mod body;
 mod cmd;
 mod config;
 mod downloader;
+mod establish;
 mod events;
 mod fetch;
+mod peer;
+mod reader;
 mod registry;
+mod shared;
+mod track;
 
 use std::io;
 
@@ -50,8 +55,9 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_TIMEOUT, DownloaderConfig,
 };
-pub use downloader::{Downloader, Peer, PeerHandle};
+pub use downloader::{Downloader, PeerHandle};
 pub use events::{CancelReason, DownloaderEvent, EVENT_QUEUE_CAPACITY, EventReceiver, RequestId};
+pub use peer::Peer;
 
 pub use crate::net::RequestMethod;
 

@@ -16,11 +16,11 @@ use event_listener::EventListener;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 
-use super::downloader::{ImperativeMsg, Shared, Slot};
+use super::establish::Request;
 use super::events::{DownloaderEvent, Hub};
-use super::fetch::{
-    Completion, Publisher, Request, Tokens, Tracker, run_imperative, run_streaming,
-};
+use super::fetch::{run_imperative, run_streaming};
+use super::shared::{ImperativeMsg, NewPeer, Shared, Slot};
+use super::track::{Completion, Publisher, Tokens, Tracker};
 use super::{
     FetchCmd, FetchResponse, OnResponseFn, Peer, ReadyFn, RequestPriority, WriterFn, slot_index,
 };
@@ -30,15 +30,6 @@ use crate::rt::BoxFuture;
 
 /// Passes per `poll` before yielding back to the executor.
 const MAX_PASSES_PER_POLL: usize = 32;
-
-/// A registration on its way to the loop.
-pub(crate) struct NewPeer {
-    pub(crate) id: u64,
-    pub(crate) peer: Arc<dyn Peer>,
-    pub(crate) token: CancelToken,
-    pub(crate) rx: mpsc::Receiver<ImperativeMsg>,
-    pub(crate) hub: Arc<Hub>,
-}
 
 struct PeerSlot {
     id: u64,

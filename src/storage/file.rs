@@ -393,10 +393,15 @@ impl Drop for FileData {
     }
 }
 
+/// Suffix of the sidecar file that records the valid ranges of a partially
+/// written file-backed resource (`song.mp3` → `song.mp3.ranges`). A data
+/// file without a sidecar is complete.
+pub const SIDECAR_SUFFIX: &str = ".ranges";
+
 /// `<path>.ranges`.
 pub(crate) fn sidecar_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(super::SIDECAR_SUFFIX);
+    s.push(SIDECAR_SUFFIX);
     PathBuf::from(s)
 }
 

@@ -23,9 +23,10 @@ mod ring;
 use std::io;
 
 pub use claim::PATH_CLAIM_TIMEOUT;
+pub use file::SIDECAR_SUFFIX;
 pub use memory::PagePool;
 pub use range_set::RangeSet;
-pub use resource::{Changed, SIDECAR_SUFFIX, StorageResource};
+pub use resource::{Changed, StorageResource};
 pub use ring::MIN_BUDGET;
 
 /// Errors of [`StorageResource`] operations. Display strings are stable.

@@ -1,0 +1,191 @@
+//! Establishing a request: attempts, status and validation checks, and
+//! the retry policy until the headers of an acceptable answer are in.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{Either, select};
+use http::{HeaderMap, header};
+use url::Url;
+
+use super::ValidatorFn;
+use super::events::DownloaderEvent;
+use super::shared::Shared;
+use super::track::Publisher;
+use crate::cancel::CancelGroup;
+use crate::net::{
+    HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod, TimeoutKind, Validator,
+};
+use crate::rt::{self, Spawn};
+
+/// Everything needed to (re)issue one request.
+pub(crate) struct Request {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) method: RequestMethod,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) range: Option<RangeSpec>,
+    pub(crate) validator: Option<ValidatorFn>,
+    pub(crate) cancel: CancelGroup,
+}
+
+/// Runs `fut` unless `cancel` fires first.
+pub(crate) async fn race_cancel<F: Future>(
+    cancel: &CancelGroup,
+    fut: F,
+) -> Result<F::Output, NetError> {
+    if cancel.is_cancelled() {
+        return Err(NetError::Cancelled);
+    }
+    let fut = std::pin::pin!(fut);
+    match select(fut, cancel.cancelled()).await {
+        Either::Left((out, _)) => Ok(out),
+        Either::Right(((), _)) => Err(NetError::Cancelled),
+    }
+}
+
+/// [`rt::timeout`], except that a zero duration means no timeout.
+async fn timeout_unless_zero<F: Future>(
+    spawn: &dyn Spawn,
+    duration: Duration,
+    fut: F,
+) -> Result<F::Output, rt::Elapsed> {
+    if duration.is_zero() {
+        return Ok(fut.await);
+    }
+    rt::timeout(spawn, duration, fut).await
+}
+
+/// The shortest headers wait an attempt gets, even when the connect
+/// deadline is closer: an attempt that cannot succeed is not worth sending.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
+pub(crate) fn invalid(url: &Url, reason: String) -> NetError {
+    NetError::InvalidResponse {
+        url: url.clone(),
+        reason,
+    }
+}
+
+impl Request {
+    fn cfg(&self) -> &super::DownloaderConfig {
+        &self.shared.cfg
+    }
+
+    /// One attempt: send (adding `If-Range: if_range` when given), wait
+    /// for headers (request timeout, cut at `limit` when given), judge the
+    /// status (2xx only).
+    pub(crate) async fn attempt(
+        &self,
+        range: Option<RangeSpec>,
+        limit: Option<Instant>,
+        if_range: Option<&Validator>,
+    ) -> Result<HttpResponse, NetError> {
+        let mut req = match self.method {
+            RequestMethod::Get => HttpRequest::get(self.url.clone()),
+            RequestMethod::Head => HttpRequest::head(self.url.clone()),
+        }
+        .with_headers(&self.headers);
+        if let Some(v) = if_range.and_then(Validator::header_value) {
+            req.headers.insert(header::IF_RANGE, v);
+        }
+        if let Some(r) = range {
+            req = req.with_range(r);
+        }
+        let cfg = self.cfg();
+        let exchange = async {
+            let resp = cfg.client.send(req).await?;
+            resp.error_for_status(&self.url).await
+        };
+        let mut headers_timeout = cfg.request_timeout;
+        if let Some(limit) = limit {
+            let left = limit
+                .saturating_duration_since(Instant::now())
+                .max(MIN_ATTEMPT);
+            if headers_timeout.is_zero() || left < headers_timeout {
+                headers_timeout = left;
+            }
+        }
+        let timed = timeout_unless_zero(&*cfg.spawn, headers_timeout, exchange);
+        match race_cancel(&self.cancel, timed).await? {
+            Ok(result) => result,
+            Err(rt::Elapsed) => Err(NetError::Timeout {
+                kind: TimeoutKind::Headers,
+                url: self.url.clone(),
+            }),
+        }
+    }
+
+    /// Attempts with retries and backoff (cancellable), then the validator.
+    ///
+    /// Until the server first answers (any status), the connect phase's
+    /// deadline (`connect_timeout`) bounds the whole loop, each attempt's
+    /// headers wait included; from then on the retry budget does.
+    async fn establish_inner(&self, publisher: &Publisher) -> Result<HttpResponse, NetError> {
+        let cfg = self.cfg();
+        let policy = cfg.retry;
+        let contact_limit = (!cfg.connect_timeout.is_zero())
+            .then(|| Instant::now().checked_add(cfg.connect_timeout))
+            .flatten();
+        let mut answered = false;
+        let mut attempt = 0u32;
+        let mut first_failure: Option<Instant> = None;
+        let resp = loop {
+            let limit = if answered { None } else { contact_limit };
+            let error = match self.attempt(self.range, limit, None).await {
+                Ok(resp) => break resp,
+                Err(e) => e,
+            };
+            if self.cancel.is_cancelled() {
+                return Err(NetError::Cancelled);
+            }
+            answered |= matches!(error, NetError::Status { .. });
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            let delay = policy.delay_for_attempt(attempt);
+            let within_contact = answered
+                || limit.is_none_or(|l| Instant::now().checked_add(delay).is_some_and(|t| t < l));
+            if !within_contact || !policy.allows(attempt, since.elapsed(), &error) {
+                return Err(error);
+            }
+            attempt += 1;
+            publisher.publish(&DownloaderEvent::RequestRetried {
+                request_id: publisher.id,
+                attempt,
+                delay,
+                error,
+            });
+            if !delay.is_zero() {
+                race_cancel(&self.cancel, cfg.spawn.sleep(delay)).await?;
+            }
+        };
+        if let Some(validate) = self.validator {
+            validate(&self.url, &resp.headers)?;
+        }
+        Ok(resp)
+    }
+
+    /// [`establish_inner`](Self::establish_inner) under the soft timeout:
+    /// past it, `LoadSlow` is published once and the request continues.
+    pub(crate) async fn establish(
+        &self,
+        publisher: &Publisher,
+        started: Instant,
+    ) -> Result<HttpResponse, NetError> {
+        let fut = std::pin::pin!(self.establish_inner(publisher));
+        let soft = self.cfg().soft_timeout;
+        if soft.is_zero() {
+            return fut.await;
+        }
+        match select(fut, self.cfg().spawn.sleep(soft)).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), fut)) => {
+                publisher.publish(&DownloaderEvent::LoadSlow {
+                    request_id: publisher.id,
+                    elapsed: started.elapsed(),
+                });
+                fut.await
+            }
+        }
+    }
+}
