@@ -30,7 +30,11 @@ pub enum SourcePhase {
     /// Waiting for data.
     #[default]
     Waiting,
-    /// Waiting for the consumer to ask for data.
+    /// Waiting for the consumer to ask for data: for sources that fetch
+    /// only on demand (segmented media, where a segment is requested when
+    /// the reader reaches it). The sources of this crate fetch ahead of the
+    /// reader and never report it; it stays so that such a source can
+    /// implement [`Source`] with the upstream vocabulary.
     WaitingDemand,
     /// Waiting for metadata (headers, length).
     WaitingMetadata,
@@ -140,7 +144,10 @@ pub trait Source: Send + Sync + 'static {
     /// The shared timeline (a cheap clone).
     fn timeline(&self) -> Timeline;
 
-    /// Whether the length is unknown or zero.
+    /// Whether there is nothing to read as far as is known: the length is
+    /// unknown or zero (the upstream contract). [`Stream::is_empty`](crate::Stream::is_empty)
+    /// tells the two apart (`None` while unknown); use it when the
+    /// difference matters.
     fn is_empty(&self) -> bool {
         matches!(self.len(), None | Some(0))
     }

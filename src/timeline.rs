@@ -172,12 +172,19 @@ impl Timeline {
     }
 
     /// Consumes the "decoder node seek" latch armed by `initiate_seek`: true
-    /// once per seek.
+    /// once per seek. For a player's pipeline, whose decoder stage must
+    /// reset once per seek while the reader stage flushes (the seek
+    /// preempt latch is the reader's). Nothing in this crate takes it: it
+    /// is part of the timeline shared with such stages (upstream contract).
     pub fn did_take_decoder_node_seek(&self) -> bool {
         self.inner.decoder_node_seek.swap(false, Ordering::AcqRel)
     }
 
-    /// Records an epoch whose seek is still to be applied.
+    /// Records an epoch whose seek is still to be applied: a pipeline stage
+    /// that cannot apply a seek at once marks it here and clears it with
+    /// [`did_clear_pending_seek_epoch`](Self::did_clear_pending_seek_epoch)
+    /// when done, so a newer seek is never cleared by an older one.
+    /// Nothing in this crate marks one (upstream contract).
     pub fn mark_pending_seek_epoch(&self, epoch: u64) {
         self.inner.pending_seek_epoch.store(epoch, Ordering::SeqCst);
     }

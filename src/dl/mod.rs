@@ -91,14 +91,22 @@ pub type ValidatorFn = fn(&Url, &HeaderMap) -> Result<(), NetError>;
 /// Bounded length of each peer's imperative command queue.
 pub const PEER_CMD_CHANNEL_CAPACITY: usize = 32;
 
-/// Priority of a peer or of a command. `High < Low`; the default is `Low`.
+/// Priority of a peer or of a command; the default is `Low`. Ordered as
+/// the words read: `Low < High`, so `max` picks the more urgent one.
+///
+/// ```
+/// use kithara_stream::dl::RequestPriority::{High, Low};
+/// assert!(Low < High);
+/// assert_eq!(Low.max(High), High);
+/// assert_eq!(kithara_stream::dl::RequestPriority::default(), Low);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RequestPriority {
-    /// Needed now (the peer is playing; an imperative request).
-    High,
     /// Needed eventually (preload, background fill).
     #[default]
     Low,
+    /// Needed now (the peer is playing; an imperative request).
+    High,
 }
 
 /// A [`ValidatorFn`] that rejects HTML pages (a captive portal or an error
@@ -164,7 +172,7 @@ mod tests {
             ],
             [0, 1, 2, 3]
         );
-        assert!(High < Low);
+        assert!(Low < High);
         assert_eq!(RequestPriority::default(), Low);
     }
 }

@@ -192,7 +192,9 @@ impl<T: StreamType> Stream<T> {
         self.source.len()
     }
 
-    /// `Some(len == 0)`, or `None` while the length is unknown.
+    /// `Some(len == 0)`, or `None` while the length is unknown. Unlike
+    /// [`Source::is_empty`], which folds "unknown" into `true`, this keeps
+    /// the two apart: a live stream is `None`, not empty.
     pub fn is_empty(&self) -> Option<bool> {
         self.source.len().map(|l| l == 0)
     }
