@@ -22,6 +22,26 @@ pub const DEFAULT_BOUNDED_BUDGET: u64 = 16 << 20;
 pub const DEFAULT_LOOK_BEHIND: u64 = 256 << 10;
 
 /// Where an [`HttpFile`](super::HttpFile) keeps the bytes it downloads.
+///
+/// Pick [`Memory`](Self::Memory) for files that fit in memory,
+/// [`File`](Self::File) to keep them across runs (offline playback, resume),
+/// [`Bounded`](Self::Bounded) for live radio and hours-long files.
+///
+/// ```
+/// use kithara_stream::file::{DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND};
+/// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+///
+/// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/radio")?;
+/// assert_eq!(cfg.storage_kind(), &HttpFileStorage::Memory); // the default
+/// let cfg = cfg.storage(HttpFileStorage::Bounded {
+///     budget: DEFAULT_BOUNDED_BUDGET,
+///     look_behind: DEFAULT_LOOK_BEHIND,
+/// });
+/// let same = HttpFileConfig::new("http://127.0.0.1:8000/radio")?
+///     .bounded_memory(DEFAULT_BOUNDED_BUDGET);
+/// assert_eq!(cfg.storage_kind(), same.storage_kind());
+/// # Ok::<(), kithara_stream::net::NetError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum HttpFileStorage {
@@ -145,6 +165,17 @@ impl HttpFileConfig {
     }
 
     /// Keeps the bytes in a cache file at `path`; see [`HttpFileStorage::File`].
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+    ///
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/song.mp3")?
+    ///     .cache_file("cache/song.mp3");
+    /// assert_eq!(cfg.storage_kind(), &HttpFileStorage::File("cache/song.mp3".into()));
+    /// // A complete cache opens offline; `revalidate(true)` asks the server first.
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn cache_file(self, path: impl Into<PathBuf>) -> Self {
         self.storage(HttpFileStorage::File(path.into()))
     }
@@ -152,6 +183,20 @@ impl HttpFileConfig {
     /// Keeps at most `budget` bytes in memory ([`HttpFileStorage::Bounded`]
     /// with [`DEFAULT_LOOK_BEHIND`]); use [`DEFAULT_BOUNDED_BUDGET`] unless
     /// you know better. The choice for live streams and long resources.
+    ///
+    /// ```
+    /// use kithara_stream::file::{DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND};
+    /// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+    ///
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/live")?
+    ///     .bounded_memory(DEFAULT_BOUNDED_BUDGET)
+    ///     .icy_metadata(true);
+    /// let HttpFileStorage::Bounded { budget, look_behind } = cfg.storage_kind() else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!((*budget, *look_behind), (16 << 20, DEFAULT_LOOK_BEHIND));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn bounded_memory(self, budget: u64) -> Self {
         self.storage(HttpFileStorage::Bounded {
             budget,
@@ -164,6 +209,14 @@ impl HttpFileConfig {
     /// taken out of the byte stream (the reader sees the audio bytes only)
     /// and each title is published with the audio offset where it starts:
     /// see `HttpFileSource::icy_title` and `HttpFileSource::live_events`.
+    ///
+    /// ```
+    /// use kithara_stream::HttpFileConfig;
+    ///
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/radio")?.icy_metadata(true);
+    /// assert!(format!("{cfg:?}").contains("icy: true"));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn icy_metadata(mut self, on: bool) -> Self {
         self.icy = on;
         self
@@ -214,6 +267,19 @@ impl HttpFileConfig {
     /// When the check itself fails (no network, an error status), the cached
     /// file is used as it is. A partial cache is unaffected: its resume already asks
     /// for the stored version only (`If-Range`).
+    ///
+    /// ```
+    /// use kithara_stream::HttpFileConfig;
+    ///
+    /// // Offline-first (the default): a complete cache file opens with no request.
+    /// let offline = HttpFileConfig::new("http://127.0.0.1:8000/song.mp3")?
+    ///     .cache_file("song.mp3");
+    /// // Fresh-first: one conditional GET (a 304 keeps the file).
+    /// let fresh = offline.clone().revalidate(true);
+    /// assert!(format!("{offline:?}").contains("revalidate: false"));
+    /// assert!(format!("{fresh:?}").contains("revalidate: true"));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn revalidate(mut self, revalidate: bool) -> Self {
         self.revalidate = revalidate;
         self
