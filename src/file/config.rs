@@ -148,6 +148,39 @@ impl HttpFileConfig {
     /// `Downloader::with_default_backend` for which, when several are on), and
     /// fails with [`SourceError::Unsupported`](crate::SourceError::Unsupported)
     /// when no backend feature is on.
+    ///
+    /// An `HttpFile` opened through a downloader on the in-memory test client
+    /// (the `test-util` feature), read to the end:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::Read;
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::MemoryClient;
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/song.wav", vec![7u8; 100_000]);
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/song.wav")?.downloader(dl);
+    /// let mut stream = futures::executor::block_on(Stream::<HttpFile>::new(cfg))?;
+    /// assert_eq!(stream.len(), Some(100_000)); // known from the headers
+    /// let mut all = Vec::new();
+    /// stream.read_to_end(&mut all)?; // blocking: a plain thread, not an executor's
+    /// assert!(all.len() == 100_000 && all.iter().all(|&b| b == 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn downloader(mut self, downloader: Downloader) -> Self {
         self.downloader = Some(downloader);
         self
@@ -166,15 +199,41 @@ impl HttpFileConfig {
 
     /// Keeps the bytes in a cache file at `path`; see [`HttpFileStorage::File`].
     ///
-    /// ```
-    /// use std::path::Path;
-    /// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+    /// The second open of a complete cache sends no request:
     ///
-    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/song.mp3")?
-    ///     .cache_file("cache/song.mp3");
-    /// assert_eq!(cfg.storage_kind(), &HttpFileStorage::File("cache/song.mp3".into()));
-    /// // A complete cache opens offline; `revalidate(true)` asks the server first.
-    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::Read;
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::MemoryClient;
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/song.mp3", vec![1u8; 50_000]);
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client.clone())));
+    /// let dir = tempfile::tempdir()?;
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/song.mp3")?
+    ///     .downloader(dl)
+    ///     .cache_file(dir.path().join("song.mp3"));
+    /// let open = |cfg| futures::executor::block_on(Stream::<HttpFile>::new(cfg));
+    /// open(cfg.clone())?.read_to_end(&mut Vec::new())?; // downloads, then drops
+    /// let sent = client.requests().len();
+    /// let mut again = Vec::new();
+    /// open(cfg)?.read_to_end(&mut again)?;
+    /// assert_eq!(again.len(), 50_000);
+    /// assert_eq!(client.requests().len(), sent, "served from the cache file");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cache_file(self, path: impl Into<PathBuf>) -> Self {
         self.storage(HttpFileStorage::File(path.into()))
