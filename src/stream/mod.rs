@@ -187,6 +187,22 @@ impl<T: StreamType> Stream<T> {
     /// before failing with `ErrorKind::TimedOut` (payload [`StreamPending`]).
     /// `None` (the default): wait until data, the end, an error or cancel.
     /// Does not apply to `AsyncRead` (use your executor's timeout there).
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Duration;
+    /// use kithara_stream::{StorageSource, Stream, StreamPending};
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::memory(CancelToken::new()); // nothing ever arrives
+    /// let mut stream = Stream::<StorageSource>::from_source(StorageSource::new(res));
+    /// stream.set_read_timeout(Some(Duration::from_millis(50)));
+    /// let err = stream.read(&mut [0u8; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// let why = err.get_ref().and_then(|e| e.downcast_ref::<StreamPending>()).unwrap();
+    /// assert_eq!((why.pos, why.want), (0, 16));
+    /// ```
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
     }
