@@ -227,7 +227,15 @@ impl HttpFileConfig {
     ///     .downloader(dl)
     ///     .cache_file(dir.path().join("song.mp3"));
     /// let open = |cfg| futures::executor::block_on(Stream::<HttpFile>::new(cfg));
-    /// open(cfg.clone())?.read_to_end(&mut Vec::new())?; // downloads, then drops
+    /// let mut first = open(cfg.clone())?; // downloads
+    /// first.read_to_end(&mut Vec::new())?;
+    /// // The download commits just after its last byte; a drop before that keeps a partial cache.
+    /// let t0 = std::time::Instant::now();
+    /// while !first.source().is_complete() {
+    ///     assert!(t0.elapsed() < Duration::from_secs(10));
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// drop(first);
     /// let sent = client.requests().len();
     /// let mut again = Vec::new();
     /// open(cfg)?.read_to_end(&mut again)?;
