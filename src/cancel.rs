@@ -159,6 +159,17 @@ impl CancelToken {
 
     /// A future that completes once the token is cancelled. Works on any
     /// executor; owns a handle, so it is `'static`. Cancel-safe.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let done = token.cancelled(); // owns a handle: can outlive `token`
+    /// let t = token.clone();
+    /// std::thread::spawn(move || t.cancel());
+    /// futures::executor::block_on(done); // completes once cancelled
+    /// assert!(token.is_cancelled());
+    /// ```
     pub fn cancelled(&self) -> Cancelled {
         Cancelled {
             node: self.node.clone(),
