@@ -316,6 +316,45 @@ impl HttpFileConfig {
     /// position is left to arrive; one further away (or behind, or in
     /// another gap) cancels the running fetch and starts a `Range` request
     /// at the reader.
+    ///
+    /// A seek far ahead of a slow download re-aims it with `Range`:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::{Read, Seek, SeekFrom};
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::{MemoryClient, MemoryResource};
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// let body: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+    /// // Every answer stalls after 64 KiB: only a re-aimed request reaches 512 KiB.
+    /// client.insert_resource("http://127.0.0.1/a", MemoryResource::new(body).stall_after(64 << 10));
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client.clone())));
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/a")?
+    ///     .downloader(dl)
+    ///     .reaim_window(64 << 10)
+    ///     .read_timeout(Some(Duration::from_secs(10))); // a bug fails, never hangs
+    /// let mut stream = futures::executor::block_on(Stream::<HttpFile>::new(cfg))?;
+    /// stream.seek(SeekFrom::Start(512 << 10))?;
+    /// let mut buf = [0u8; 4];
+    /// stream.read_exact(&mut buf)?;
+    /// assert_eq!(buf, [0, 1, 2, 3]); // byte i is i % 256, and 512 Ki % 256 == 0
+    /// let last = client.requests().pop().and_then(|r| r.range).unwrap();
+    /// assert!(last.starts_with("bytes=524288-"), "{last}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reaim_window(mut self, bytes: u64) -> Self {
         self.reaim_window = bytes;
         self
