@@ -159,6 +159,17 @@ impl CancelToken {
 
     /// A future that completes once the token is cancelled. Works on any
     /// executor; owns a handle, so it is `'static`. Cancel-safe.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let done = token.cancelled(); // owns a handle: can outlive `token`
+    /// let t = token.clone();
+    /// std::thread::spawn(move || t.cancel());
+    /// futures::executor::block_on(done); // completes once cancelled
+    /// assert!(token.is_cancelled());
+    /// ```
     pub fn cancelled(&self) -> Cancelled {
         Cancelled {
             node: self.node.clone(),
@@ -189,6 +200,18 @@ impl CancelToken {
     }
 
     /// [`wait_deadline`](Self::wait_deadline) with a relative timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kithara_stream::cancel::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// assert!(!token.wait_timeout(Duration::from_millis(10)), "not cancelled: times out");
+    /// let t = token.clone();
+    /// let waiter = std::thread::spawn(move || t.wait_timeout(Duration::from_secs(10)));
+    /// token.cancel(); // wakes the blocked thread at once
+    /// assert!(waiter.join().unwrap());
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_deadline(Instant::now().checked_add(timeout))
     }
@@ -199,6 +222,22 @@ impl CancelToken {
     /// The hook is unregistered (and never runs) when the returned guard is
     /// dropped first. Hooks must be quick and must not block: they are how a
     /// storage resource notifies its own event so that blocked readers wake.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use kithara_stream::cancel::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let r = runs.clone();
+    /// let _kept = token.on_cancel(move || { r.fetch_add(1, Ordering::SeqCst); });
+    /// let r = runs.clone();
+    /// drop(token.on_cancel(move || { r.fetch_add(100, Ordering::SeqCst); })); // unregistered
+    /// token.cancel();
+    /// token.cancel(); // a second cancel runs nothing
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1);
+    /// ```
     pub fn on_cancel(&self, hook: impl FnOnce() + Send + 'static) -> CancelHook {
         let id = self.node.next_hook_id.fetch_add(1, Ordering::Relaxed);
         {

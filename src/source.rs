@@ -114,6 +114,53 @@ pub enum ReadOutcome {
 /// the stream's `AsyncRead`/`AsyncSeek`. They default to "unsupported" so
 /// sync-only sources stay simple; [`StorageSource`] implements them on the
 /// storage event, without blocking the executor.
+///
+/// # Example
+/// A source over bytes that are all there from the start, read as a `Stream`:
+///
+/// ```
+/// use std::io::{Read, Seek, SeekFrom};
+/// use std::num::NonZeroUsize;
+/// use std::ops::Range;
+/// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+/// use std::time::Duration;
+/// use kithara_stream::*;
+///
+/// struct Fixed { data: Vec<u8>, pos: AtomicU64, timeline: Timeline }
+/// impl Source for Fixed {
+///     fn wait_range(&mut self, r: Range<u64>, _: Option<Duration>) -> StreamResult<WaitOutcome> {
+///         Ok(if r.start >= self.data.len() as u64 { WaitOutcome::Eof } else { WaitOutcome::Ready })
+///     }
+///     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> StreamResult<ReadOutcome> {
+///         let rest = self.data.get(offset as usize..).unwrap_or_default();
+///         let n = rest.len().min(buf.len());
+///         buf[..n].copy_from_slice(&rest[..n]);
+///         Ok(NonZeroUsize::new(n).map_or(ReadOutcome::Eof, ReadOutcome::Bytes))
+///     }
+///     fn position(&self) -> u64 { self.pos.load(Relaxed) }
+///     fn set_position(&self, pos: u64) { self.pos.store(pos, Relaxed) }
+///     fn advance(&self, n: u64) { self.pos.fetch_add(n, Relaxed); }
+///     fn len(&self) -> Option<u64> { Some(self.data.len() as u64) }
+///     fn phase_at(&self, r: Range<u64>) -> SourcePhase {
+///         if r.start >= self.data.len() as u64 { SourcePhase::Eof } else { SourcePhase::Ready }
+///     }
+///     fn timeline(&self) -> Timeline { self.timeline.clone() }
+/// }
+/// impl StreamType for Fixed {
+///     type Config = Fixed;
+///     type Source = Fixed;
+///     fn create(c: Fixed) -> impl std::future::Future<Output = Result<Fixed, SourceError>> + Send {
+///         std::future::ready(Ok(c))
+///     }
+/// }
+///
+/// let src = Fixed { data: b"0123456789".to_vec(), pos: AtomicU64::new(0), timeline: Timeline::new() };
+/// let mut stream = Stream::<Fixed>::from_source(src);
+/// stream.seek(SeekFrom::Start(6)).unwrap();
+/// let mut tail = String::new();
+/// stream.read_to_string(&mut tail).unwrap();
+/// assert_eq!(tail, "6789");
+/// ```
 pub trait Source: Send + Sync + 'static {
     /// Blocks until `range` is ready, EOF, interrupted, an error, or the
     /// timeout passes (see the trait contract).

@@ -177,12 +177,79 @@ impl DownloaderConfig {
     }
 
     /// Sets the parent [`cancel`](Self::cancel) token.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
+    /// use kithara_stream::net::{MemoryClient, NetError};
+    ///
+    /// struct Idle;
+    /// impl Peer for Idle {}
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/a", &b"x"[..]);
+    /// let app = CancelToken::new(); // e.g. the application's shutdown token
+    /// let cfg = DownloaderConfig::new(spawn, Arc::new(client)).cancel(app.clone());
+    /// let peer = Downloader::new(cfg).register(Arc::new(Idle));
+    /// app.cancel(); // shuts the downloader down, and every peer with it
+    /// let url = url::Url::parse("http://127.0.0.1/a").unwrap();
+    /// let res = futures::executor::block_on(peer.execute(FetchCmd::get(url)));
+    /// assert!(matches!(res, Err(NetError::Cancelled)));
+    /// ```
     pub fn cancel(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
         self
     }
 
     /// Sets [`event_capacity`](Self::event_capacity) (at least 1).
+    ///
+    /// A slow subscriber loses the oldest events, never the newest:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer};
+    /// use kithara_stream::net::MemoryClient;
+    ///
+    /// struct Idle;
+    /// impl Peer for Idle {}
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/a", &b"abc"[..]);
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)).event_capacity(1));
+    /// let events = dl.subscribe();
+    /// let peer = dl.register(Arc::new(Idle));
+    /// let url = url::Url::parse("http://127.0.0.1/a").unwrap();
+    /// futures::executor::block_on(async { peer.execute(FetchCmd::get(url)).await?.body.collect().await })?;
+    /// // Enqueued and Started were published before the body came: one was dropped.
+    /// assert!(events.dropped() >= 1);
+    /// let last = loop {
+    ///     let e = events.recv_timeout(Duration::from_secs(10)).expect("an event in time");
+    ///     if e.is_terminal() { break e; }
+    /// };
+    /// assert!(matches!(last, DownloaderEvent::RequestCompleted { bytes_transferred: 3, .. }));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n.max(1);
         self

@@ -247,6 +247,38 @@ impl PeerHandle {
     /// **inside** its concurrency slot and returned buffered in memory, so a
     /// batch larger than `max_concurrent` cannot stall on its own unread
     /// bodies. Use it for small resources (playlists, keys, HEADs).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
+    /// use kithara_stream::net::{MemoryClient, NetError};
+    ///
+    /// struct Idle;
+    /// impl Peer for Idle {}
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/playlist.m3u8", &b"#EXTM3U"[..]);
+    /// client.insert("http://127.0.0.1/key", &[0u8; 16][..]);
+    /// let peer = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client))).register(Arc::new(Idle));
+    /// let url = |p: &str| url::Url::parse(&format!("http://127.0.0.1/{p}")).unwrap();
+    /// let cmds = vec![FetchCmd::get(url("playlist.m3u8")), FetchCmd::head(url("key")), FetchCmd::get(url("gone"))];
+    /// let mut results = futures::executor::block_on(peer.batch(cmds)).into_iter(); // input order
+    /// let playlist = futures::executor::block_on(results.next().unwrap()?.body.collect())?;
+    /// assert_eq!(&playlist[..], b"#EXTM3U");
+    /// assert_eq!(results.next().unwrap()?.status, 200);
+    /// assert!(matches!(results.next().unwrap(), Err(NetError::Status { status, .. }) if status == 404));
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub async fn batch(&self, cmds: Vec<FetchCmd>) -> Vec<Result<FetchResponse, NetError>> {
         let mut waiting = Vec::with_capacity(cmds.len());
         for cmd in cmds {

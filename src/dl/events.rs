@@ -67,6 +67,43 @@ pub enum CancelReason {
 /// `RequestStarted`, any number of `LoadSlow`/`RequestRetried`/
 /// `RequestResumed`, and **exactly one** terminal event:
 /// `RequestCompleted`, `RequestFailed` or `RequestCancelled`.
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Pool(futures::executor::ThreadPool);
+/// # impl Spawn for Pool {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+/// #         Box::pin(async move { let _ = rx.await; })
+/// #     }
+/// # }
+/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer};
+/// use kithara_stream::net::MemoryClient;
+///
+/// struct Idle;
+/// impl Peer for Idle {}
+/// let client = MemoryClient::new();
+/// client.insert("http://127.0.0.1/a", &b"12345"[..]);
+/// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+/// let peer = dl.register(Arc::new(Idle));
+/// let events = peer.subscribe(); // this peer's requests only; `dl.subscribe()` for all
+/// let url = url::Url::parse("http://127.0.0.1/a").unwrap();
+/// futures::executor::block_on(async { peer.execute(FetchCmd::get(url)).await?.body.collect().await })?;
+/// let mut seen = Vec::new();
+/// while let Some(e) = events.recv_timeout(Duration::from_secs(10)) {
+///     let last = e.is_terminal();
+///     seen.push(e);
+///     if last { break; }
+/// }
+/// assert!(matches!(seen[0], DownloaderEvent::RequestEnqueued { .. }));
+/// assert!(matches!(seen[1], DownloaderEvent::RequestStarted { .. }));
+/// assert!(matches!(seen.last(), Some(DownloaderEvent::RequestCompleted { bytes_transferred: 5, .. })));
+/// # Ok::<(), kithara_stream::net::NetError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum DownloaderEvent {
@@ -340,6 +377,43 @@ impl EventReceiver {
 
     /// The next event; `None` once the publisher is gone and the queue is
     /// empty. Cancel-safe (no event is lost when the future is dropped).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer};
+    /// use kithara_stream::net::MemoryClient;
+    /// use kithara_stream::rt::timeout;
+    ///
+    /// struct Idle;
+    /// impl Peer for Idle {}
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn.clone(), Arc::new(MemoryClient::new())));
+    /// let events = dl.subscribe();
+    /// let peer = dl.register(Arc::new(Idle));
+    /// let url = url::Url::parse("http://127.0.0.1/missing").unwrap();
+    /// let failed = futures::executor::block_on(async {
+    ///     assert!(peer.execute(FetchCmd::get(url)).await.is_err()); // 404
+    ///     loop {
+    ///         let next = timeout(&*spawn, Duration::from_secs(10), events.recv()).await;
+    ///         match next.expect("an event within 10 s") {
+    ///             Some(DownloaderEvent::RequestFailed { retryable, .. }) => break retryable,
+    ///             Some(_) => continue,
+    ///             None => unreachable!("the downloader is alive"),
+    ///         }
+    ///     }
+    /// });
+    /// assert!(!failed, "a 404 is not retried");
+    /// ```
     pub async fn recv(&self) -> Option<DownloaderEvent> {
         loop {
             match self.next_or_listener() {

@@ -23,6 +23,46 @@ use super::{FetchCmd, RequestPriority};
 ///   priority changes should wake the last waker it got, so its queued
 ///   commands move slot at once.
 /// - Both must be quick and must not block.
+///
+/// A peer that streams one URL into a buffer:
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Pool(futures::executor::ThreadPool);
+/// # impl Spawn for Pool {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+/// #         Box::pin(async move { let _ = rx.await; })
+/// #     }
+/// # }
+/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// use std::sync::Mutex;
+/// use std::task::{Context, Poll};
+/// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
+/// use kithara_stream::net::MemoryClient;
+///
+/// struct Once(Mutex<Option<FetchCmd>>);
+/// impl Peer for Once {
+///     fn poll_next(&self, _cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {
+///         Poll::Ready(self.0.lock().unwrap().take().map(|cmd| vec![cmd]))
+///     }
+/// }
+///
+/// let client = MemoryClient::new();
+/// client.insert("http://127.0.0.1/a", &b"streamed"[..]);
+/// let buf = Arc::new(Mutex::new(Vec::new()));
+/// let (sink, (done, rx)) = (buf.clone(), std::sync::mpsc::channel());
+/// let cmd = FetchCmd::get(url::Url::parse("http://127.0.0.1/a").unwrap())
+///     .writer(move |chunk| Ok(sink.lock().unwrap().extend_from_slice(chunk)))
+///     .on_complete(move |bytes, _headers, err| { let _ = done.send((bytes, err.is_none())); });
+/// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+/// let _handle = dl.register(Arc::new(Once(Mutex::new(Some(cmd))))); // keep it: dropping cancels
+/// assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), (8, true));
+/// assert_eq!(&buf.lock().unwrap()[..], b"streamed");
+/// ```
 pub trait Peer: Send + Sync + 'static {
     /// The next batch of streaming commands (default: none, ever).
     fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<FetchCmd>>> {

@@ -22,6 +22,26 @@ pub const DEFAULT_BOUNDED_BUDGET: u64 = 16 << 20;
 pub const DEFAULT_LOOK_BEHIND: u64 = 256 << 10;
 
 /// Where an [`HttpFile`](super::HttpFile) keeps the bytes it downloads.
+///
+/// Pick [`Memory`](Self::Memory) for files that fit in memory,
+/// [`File`](Self::File) to keep them across runs (offline playback, resume),
+/// [`Bounded`](Self::Bounded) for live radio and hours-long files.
+///
+/// ```
+/// use kithara_stream::file::{DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND};
+/// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+///
+/// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/radio")?;
+/// assert_eq!(cfg.storage_kind(), &HttpFileStorage::Memory); // the default
+/// let cfg = cfg.storage(HttpFileStorage::Bounded {
+///     budget: DEFAULT_BOUNDED_BUDGET,
+///     look_behind: DEFAULT_LOOK_BEHIND,
+/// });
+/// let same = HttpFileConfig::new("http://127.0.0.1:8000/radio")?
+///     .bounded_memory(DEFAULT_BOUNDED_BUDGET);
+/// assert_eq!(cfg.storage_kind(), same.storage_kind());
+/// # Ok::<(), kithara_stream::net::NetError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum HttpFileStorage {
@@ -128,6 +148,39 @@ impl HttpFileConfig {
     /// `Downloader::with_default_backend` for which, when several are on), and
     /// fails with [`SourceError::Unsupported`](crate::SourceError::Unsupported)
     /// when no backend feature is on.
+    ///
+    /// An `HttpFile` opened through a downloader on the in-memory test client
+    /// (the `test-util` feature), read to the end:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::Read;
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::MemoryClient;
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/song.wav", vec![7u8; 100_000]);
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/song.wav")?.downloader(dl);
+    /// let mut stream = futures::executor::block_on(Stream::<HttpFile>::new(cfg))?;
+    /// assert_eq!(stream.len(), Some(100_000)); // known from the headers
+    /// let mut all = Vec::new();
+    /// stream.read_to_end(&mut all)?; // blocking: a plain thread, not an executor's
+    /// assert!(all.len() == 100_000 && all.iter().all(|&b| b == 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn downloader(mut self, downloader: Downloader) -> Self {
         self.downloader = Some(downloader);
         self
@@ -145,6 +198,51 @@ impl HttpFileConfig {
     }
 
     /// Keeps the bytes in a cache file at `path`; see [`HttpFileStorage::File`].
+    ///
+    /// The second open of a complete cache sends no request:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::Read;
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::MemoryClient;
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// client.insert("http://127.0.0.1/song.mp3", vec![1u8; 50_000]);
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client.clone())));
+    /// let dir = tempfile::tempdir()?;
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/song.mp3")?
+    ///     .downloader(dl)
+    ///     .cache_file(dir.path().join("song.mp3"));
+    /// let open = |cfg| futures::executor::block_on(Stream::<HttpFile>::new(cfg));
+    /// let mut first = open(cfg.clone())?; // downloads
+    /// first.read_to_end(&mut Vec::new())?;
+    /// // The download commits just after its last byte; a drop before that keeps a partial cache.
+    /// let t0 = std::time::Instant::now();
+    /// while !first.source().is_complete() {
+    ///     assert!(t0.elapsed() < Duration::from_secs(10));
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// drop(first);
+    /// let sent = client.requests().len();
+    /// let mut again = Vec::new();
+    /// open(cfg)?.read_to_end(&mut again)?;
+    /// assert_eq!(again.len(), 50_000);
+    /// assert_eq!(client.requests().len(), sent, "served from the cache file");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cache_file(self, path: impl Into<PathBuf>) -> Self {
         self.storage(HttpFileStorage::File(path.into()))
     }
@@ -152,6 +250,20 @@ impl HttpFileConfig {
     /// Keeps at most `budget` bytes in memory ([`HttpFileStorage::Bounded`]
     /// with [`DEFAULT_LOOK_BEHIND`]); use [`DEFAULT_BOUNDED_BUDGET`] unless
     /// you know better. The choice for live streams and long resources.
+    ///
+    /// ```
+    /// use kithara_stream::file::{DEFAULT_BOUNDED_BUDGET, DEFAULT_LOOK_BEHIND};
+    /// use kithara_stream::{HttpFileConfig, HttpFileStorage};
+    ///
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/live")?
+    ///     .bounded_memory(DEFAULT_BOUNDED_BUDGET)
+    ///     .icy_metadata(true);
+    /// let HttpFileStorage::Bounded { budget, look_behind } = cfg.storage_kind() else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!((*budget, *look_behind), (16 << 20, DEFAULT_LOOK_BEHIND));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn bounded_memory(self, budget: u64) -> Self {
         self.storage(HttpFileStorage::Bounded {
             budget,
@@ -164,6 +276,14 @@ impl HttpFileConfig {
     /// taken out of the byte stream (the reader sees the audio bytes only)
     /// and each title is published with the audio offset where it starts:
     /// see `HttpFileSource::icy_title` and `HttpFileSource::live_events`.
+    ///
+    /// ```
+    /// use kithara_stream::HttpFileConfig;
+    ///
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1:8000/radio")?.icy_metadata(true);
+    /// assert!(format!("{cfg:?}").contains("icy: true"));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn icy_metadata(mut self, on: bool) -> Self {
         self.icy = on;
         self
@@ -196,6 +316,45 @@ impl HttpFileConfig {
     /// position is left to arrive; one further away (or behind, or in
     /// another gap) cancels the running fetch and starts a `Range` request
     /// at the reader.
+    ///
+    /// A seek far ahead of a slow download re-aims it with `Range`:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use kithara_stream::rt::{BoxFuture, Spawn};
+    /// # struct Pool(futures::executor::ThreadPool);
+    /// # impl Spawn for Pool {
+    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+    /// #         Box::pin(async move { let _ = rx.await; })
+    /// #     }
+    /// # }
+    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// use std::io::{Read, Seek, SeekFrom};
+    /// use kithara_stream::dl::{Downloader, DownloaderConfig};
+    /// use kithara_stream::net::{MemoryClient, MemoryResource};
+    /// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+    ///
+    /// let client = MemoryClient::new();
+    /// let body: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+    /// // Every answer stalls after 64 KiB: only a re-aimed request reaches 512 KiB.
+    /// client.insert_resource("http://127.0.0.1/a", MemoryResource::new(body).stall_after(64 << 10));
+    /// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client.clone())));
+    /// let cfg = HttpFileConfig::new("http://127.0.0.1/a")?
+    ///     .downloader(dl)
+    ///     .reaim_window(64 << 10)
+    ///     .read_timeout(Some(Duration::from_secs(10))); // a bug fails, never hangs
+    /// let mut stream = futures::executor::block_on(Stream::<HttpFile>::new(cfg))?;
+    /// stream.seek(SeekFrom::Start(512 << 10))?;
+    /// let mut buf = [0u8; 4];
+    /// stream.read_exact(&mut buf)?;
+    /// assert_eq!(buf, [0, 1, 2, 3]); // byte i is i % 256, and 512 Ki % 256 == 0
+    /// let last = client.requests().pop().and_then(|r| r.range).unwrap();
+    /// assert!(last.starts_with("bytes=524288-"), "{last}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reaim_window(mut self, bytes: u64) -> Self {
         self.reaim_window = bytes;
         self
@@ -214,6 +373,19 @@ impl HttpFileConfig {
     /// When the check itself fails (no network, an error status), the cached
     /// file is used as it is. A partial cache is unaffected: its resume already asks
     /// for the stored version only (`If-Range`).
+    ///
+    /// ```
+    /// use kithara_stream::HttpFileConfig;
+    ///
+    /// // Offline-first (the default): a complete cache file opens with no request.
+    /// let offline = HttpFileConfig::new("http://127.0.0.1:8000/song.mp3")?
+    ///     .cache_file("song.mp3");
+    /// // Fresh-first: one conditional GET (a 304 keeps the file).
+    /// let fresh = offline.clone().revalidate(true);
+    /// assert!(format!("{offline:?}").contains("revalidate: false"));
+    /// assert!(format!("{fresh:?}").contains("revalidate: true"));
+    /// # Ok::<(), kithara_stream::net::NetError>(())
+    /// ```
     pub fn revalidate(mut self, revalidate: bool) -> Self {
         self.revalidate = revalidate;
         self

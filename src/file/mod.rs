@@ -159,6 +159,40 @@ impl StreamType for HttpFile {
 ///
 /// Dropping it cancels its fetches (the connection is closed) and, for a
 /// cache file, records the ranges present so a later open resumes.
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Pool(futures::executor::ThreadPool);
+/// # impl Spawn for Pool {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+/// #         Box::pin(async move { let _ = rx.await; })
+/// #     }
+/// # }
+/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// use std::io::Read;
+/// use kithara_stream::dl::{Downloader, DownloaderConfig};
+/// use kithara_stream::media::AudioCodec;
+/// use kithara_stream::net::{MemoryClient, MemoryResource};
+/// use kithara_stream::{HttpFile, HttpFileConfig, Stream};
+///
+/// let client = MemoryClient::new();
+/// let song = MemoryResource::new(vec![0u8; 40_000]).content_type("audio/mpeg");
+/// client.insert_resource("http://127.0.0.1/song.mp3", song);
+/// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client)));
+/// let cfg = HttpFileConfig::new("http://127.0.0.1/song.mp3")?.downloader(dl);
+/// let mut stream = futures::executor::block_on(Stream::<HttpFile>::new(cfg))?;
+/// let source = stream.source(); // the HttpFileSource
+/// assert_eq!(source.content_type().as_deref(), Some("audio/mpeg"));
+/// assert_eq!(source.media_info().and_then(|m| m.codec), Some(AudioCodec::Mp3));
+/// assert!(!source.is_live());
+/// assert_eq!(stream.read_to_end(&mut Vec::new())?, 40_000);
+/// assert_eq!(stream.source().downloaded_bytes(), 40_000); // all of it is stored
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct HttpFileSource {
     inner: StorageSource,
     shared: Arc<Shared>,

@@ -16,6 +16,38 @@ use crate::cancel::lock;
 use crate::rt::BoxFuture;
 
 /// One resource served by a [`MemoryClient`], with fault knobs.
+///
+/// A body that breaks every 5 bytes is resumed with `Range` by the downloader:
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use kithara_stream::rt::{BoxFuture, Spawn};
+/// # struct Pool(futures::executor::ThreadPool);
+/// # impl Spawn for Pool {
+/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
+/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
+/// #         Box::pin(async move { let _ = rx.await; })
+/// #     }
+/// # }
+/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
+/// use kithara_stream::net::{MemoryClient, MemoryResource};
+///
+/// struct Idle;
+/// impl Peer for Idle {}
+/// let client = MemoryClient::new();
+/// client.insert_resource("http://127.0.0.1/a", MemoryResource::new(&b"hello world"[..]).fail_after(5));
+/// let dl = Downloader::new(DownloaderConfig::new(spawn, Arc::new(client.clone())));
+/// let peer = dl.register(Arc::new(Idle));
+/// let url = url::Url::parse("http://127.0.0.1/a").unwrap();
+/// let body = futures::executor::block_on(async { peer.execute(FetchCmd::get(url)).await?.body.collect().await })?;
+/// assert_eq!(&body[..], b"hello world");
+/// let ranges: Vec<_> = client.requests().into_iter().map(|r| r.range).collect();
+/// assert_eq!(ranges, [None, Some("bytes=5-10".into()), Some("bytes=10-10".into())]);
+/// # Ok::<(), kithara_stream::net::NetError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MemoryResource {

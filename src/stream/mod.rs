@@ -24,6 +24,30 @@ pub use policy::{MAX_WAIT_SPINS, SEEK_WAIT_TIMEOUT, WAIT_RANGE_TIMEOUT};
 ///
 /// `create` is an async constructor; it may start background work through
 /// the config's own executor handle (the trait names no runtime).
+///
+/// ```
+/// use std::io::Read;
+/// use kithara_stream::{SourceError, StorageSource, Stream, StreamType};
+/// use kithara_stream::cancel::CancelToken;
+/// use kithara_stream::storage::StorageResource;
+///
+/// /// A stream type whose config is a name and whose source says hello to it.
+/// enum Greeting {}
+/// impl StreamType for Greeting {
+///     type Config = String;
+///     type Source = StorageSource;
+///     fn create(name: String) -> impl Future<Output = Result<StorageSource, SourceError>> + Send {
+///         let bytes = format!("hello, {name}");
+///         async move { Ok(StorageSource::new(StorageResource::from_bytes(bytes.as_bytes(), CancelToken::new()))) }
+///     }
+/// }
+///
+/// let mut stream = futures::executor::block_on(Stream::<Greeting>::new("world".into()))?;
+/// let mut s = String::new();
+/// stream.read_to_string(&mut s)?;
+/// assert_eq!(s, "hello, world");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait StreamType: Send + 'static {
     /// What `create` needs.
     type Config: Send;
@@ -163,6 +187,22 @@ impl<T: StreamType> Stream<T> {
     /// before failing with `ErrorKind::TimedOut` (payload [`StreamPending`]).
     /// `None` (the default): wait until data, the end, an error or cancel.
     /// Does not apply to `AsyncRead` (use your executor's timeout there).
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Duration;
+    /// use kithara_stream::{StorageSource, Stream, StreamPending};
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::memory(CancelToken::new()); // nothing ever arrives
+    /// let mut stream = Stream::<StorageSource>::from_source(StorageSource::new(res));
+    /// stream.set_read_timeout(Some(Duration::from_millis(50)));
+    /// let err = stream.read(&mut [0u8; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// let why = err.get_ref().and_then(|e| e.downcast_ref::<StreamPending>()).unwrap();
+    /// assert_eq!((why.pos, why.want), (0, 16));
+    /// ```
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
     }

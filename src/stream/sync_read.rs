@@ -25,6 +25,24 @@ impl<T: StreamType> Stream<T> {
     /// 50 slices without readiness give `Pending(NotReady(WaitBudgetExhausted))`.
     /// On success the cursor advances and the timeline's segment position
     /// records where the read started.
+    ///
+    /// ```
+    /// use kithara_stream::{StorageSource, Stream, StreamReadOutcome};
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::from_bytes(b"abc", CancelToken::new());
+    /// let mut stream = Stream::<StorageSource>::from_source(StorageSource::new(res));
+    /// let mut buf = [0u8; 8];
+    /// match stream.try_read(&mut buf)? {
+    ///     StreamReadOutcome::Bytes { count, byte_position } => {
+    ///         assert_eq!((&buf[..count.get()], byte_position), (&b"abc"[..], 3)); // the cursor after
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(matches!(stream.try_read(&mut buf)?, StreamReadOutcome::Eof { byte_position: 3 }));
+    /// # Ok::<(), kithara_stream::StreamReadError>(())
+    /// ```
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<StreamReadOutcome, StreamReadError> {
         self.try_read_until(buf, None)
     }

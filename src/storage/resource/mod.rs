@@ -335,6 +335,20 @@ impl StorageResource {
     /// returns [`Failed`](StorageError::Failed); bytes already present stay
     /// readable. [`recover`](Self::recover) clears it. A file-backed
     /// resource records its ranges so a later open can resume. Never fails.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::{StorageError, StorageResource, WaitOutcome};
+    ///
+    /// let res = StorageResource::memory(CancelToken::new());
+    /// res.write_at(0, b"abc").unwrap();
+    /// let reader = res.clone();
+    /// let waiter = std::thread::spawn(move || reader.wait_range_timeout(3..6, Some(Duration::from_secs(10))));
+    /// res.fail("connection reset"); // wakes the waiter with the reason
+    /// assert!(matches!(waiter.join().unwrap(), Err(StorageError::Failed(r)) if r == "connection reset"));
+    /// assert_eq!(res.wait_range_timeout(0..3, Some(Duration::ZERO)).unwrap(), WaitOutcome::Ready); // kept
+    /// ```
     pub fn fail(&self, reason: impl Into<String>) {
         {
             let mut st = lock(&self.inner.state);

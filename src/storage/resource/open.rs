@@ -148,6 +148,27 @@ impl StorageResource {
     /// [`PATH_CLAIM_TIMEOUT`], then [`StorageError::PathInUse`](crate::storage::StorageError::PathInUse)) until an
     /// earlier resource on the same file is gone and its last sidecar record
     /// is written, so it resumes from what that one stored.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("song.mp3");
+    /// let res = StorageResource::open_file(&path, CancelToken::new())?;
+    /// res.write_at(0, b"hello")?; // a partial download: 5 bytes, not committed
+    /// drop(res); // the last handle records the sidecar `song.mp3.ranges`
+    ///
+    /// let res = StorageResource::open_file(&path, CancelToken::new())?;
+    /// assert!(res.contains_range(0..5) && res.len().is_none(), "resumes");
+    /// res.write_at(5, b" world")?;
+    /// res.commit(Some(11))?;
+    /// drop(res);
+    ///
+    /// let res = StorageResource::open_file(&path, CancelToken::new())?;
+    /// assert_eq!(res.len(), Some(11), "complete: opens committed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_file(path: impl AsRef<Path>, cancel: CancelToken) -> StorageResult<Self> {
         let path = path.as_ref().to_path_buf();
         let f = file::open_rw(&path)?;
@@ -189,6 +210,23 @@ impl StorageResource {
 
     /// A fresh, active resource backed by a new file in
     /// [`std::env::temp_dir`], deleted when the last handle drops. No sidecar.
+    /// For downloads too large for memory that need not outlive the process.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::StorageResource;
+    ///
+    /// let res = StorageResource::temp_file(CancelToken::new())?;
+    /// let path = res.path().expect("file-backed").to_path_buf();
+    /// res.write_at(0, b"abc")?;
+    /// res.commit(None)?; // the length is what was written
+    /// let mut buf = [0u8; 3];
+    /// assert_eq!(res.read_at(0, &mut buf)?, 3);
+    /// assert_eq!((&buf, res.len()), (b"abc", Some(3)));
+    /// drop(res);
+    /// assert!(!path.exists(), "deleted with the last handle");
+    /// # Ok::<(), kithara_stream::storage::StorageError>(())
+    /// ```
     pub fn temp_file(cancel: CancelToken) -> StorageResult<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir();

@@ -145,6 +145,21 @@ impl StorageResource {
     /// deadline (race it with your executor's timer if you need one). The
     /// future owns a handle, is `Send + 'static`, works on any executor and
     /// is cancel-safe.
+    ///
+    /// ```
+    /// use kithara_stream::cancel::CancelToken;
+    /// use kithara_stream::storage::{StorageResource, WaitOutcome};
+    ///
+    /// let res = StorageResource::memory(CancelToken::new());
+    /// let wait = res.wait_range_async(0..4); // `'static`: can be moved to a task
+    /// let writer = res.clone();
+    /// let t = std::thread::spawn(move || writer.write_at(0, b"data"));
+    /// assert_eq!(futures::executor::block_on(wait)?, WaitOutcome::Ready);
+    /// t.join().unwrap()?;
+    /// res.cancel_token().cancel();
+    /// assert!(futures::executor::block_on(res.wait_range_async(4..8)).is_err(), "cancel wakes it");
+    /// # Ok::<(), kithara_stream::storage::StorageError>(())
+    /// ```
     pub fn wait_range_async(
         &self,
         range: Range<u64>,
