@@ -386,3 +386,30 @@ fn cache_file_commit_runs_on_the_blocking_pool() {
     let n = blocking.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=3).contains(&n), "file: {n} blocking jobs");
 }
+
+/// A cache read to its end and dropped at once (before or after the commit
+/// landed): a reopen of the same path waits for the first resource's last
+/// record and finds the file complete, with no second request.
+#[test]
+fn cache_file_dropped_right_after_the_last_byte_reopens_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = PoolSpawn::new();
+    let client = MemoryClient::new();
+    let body = pattern(300_000, 11);
+    client.insert_resource(URL, MemoryResource::new(body.clone()));
+    let dl = downloader(&spawn, client.clone());
+    for i in 0..20 {
+        let path = dir.path().join(format!("c{i}"));
+        let cfg = || {
+            HttpFileConfig::new(URL)
+                .unwrap()
+                .downloader(dl.clone())
+                .cache_file(&path)
+        };
+        let s = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg())).unwrap();
+        assert_eq!(read_all(s).unwrap(), body, "round {i}");
+        let again = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg())).unwrap();
+        assert!(again.source().is_complete(), "round {i}: reopened partial");
+    }
+    assert_eq!(client.requests().len(), 20, "one request per file");
+}
