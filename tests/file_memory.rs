@@ -37,6 +37,14 @@ fn open(dl: &Downloader) -> Result<Stream<HttpFile>, SourceError> {
 }
 
 /// Reads to the end on a plain thread (bounded by the read timeout).
+/// A config for [`URL`] on `dl`, cached in the file at `path`.
+fn cached(dl: &Downloader, path: &std::path::Path) -> HttpFileConfig {
+    HttpFileConfig::new(URL)
+        .unwrap()
+        .downloader(dl.clone())
+        .cache_file(path)
+}
+
 fn read_all(mut s: Stream<HttpFile>) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(LIMIT));
     within(2 * LIMIT, "read_to_end", move || {
@@ -283,12 +291,7 @@ fn cache_file_complete_opens_with_no_request_partial_resumes() {
             .stall_after(50_000),
     );
     let dl = downloader(&spawn, client.clone());
-    let cfg = || {
-        HttpFileConfig::new(URL)
-            .unwrap()
-            .downloader(dl.clone())
-            .cache_file(&path)
-    };
+    let cfg = || cached(&dl, &path);
     // First open stalls at 50 000 bytes; drop it there.
     let s = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg())).unwrap();
     let storage = s.source().storage().clone();
@@ -400,12 +403,7 @@ fn cache_file_dropped_right_after_the_last_byte_reopens_complete() {
     let dl = downloader(&spawn, client.clone());
     for i in 0..20 {
         let path = dir.path().join(format!("c{i}"));
-        let cfg = || {
-            HttpFileConfig::new(URL)
-                .unwrap()
-                .downloader(dl.clone())
-                .cache_file(&path)
-        };
+        let cfg = || cached(&dl, &path);
         let s = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg())).unwrap();
         assert_eq!(read_all(s).unwrap(), body, "round {i}");
         let again = block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg())).unwrap();
