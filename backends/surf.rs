@@ -130,17 +130,15 @@ impl HttpClient for SurfClient {
                     Box::pin(futures::stream::empty()),
                 ));
             }
-            let expected = crate::net::header_u64(&headers, http::header::CONTENT_LENGTH);
             let body = response.take_body().into_reader();
             // Read straight into chunk buffers of up to `READ_CHUNK` bytes:
             // async-h1 hands a large read past its 8 KiB buffer, so each chunk
             // is one copy from the socket (no `fill_buf` + copy), and chunks are
             // as large as the socket has ready, so there are far fewer of them
             // (writer calls, storage notifications, reader wake-ups) downstream.
-            let state = (body, url, 0u64, BytesMut::new());
-            let stream = futures::stream::try_unfold(
-                state,
-                move |(mut body, url, mut got, mut spare)| async move {
+            let state = (body, url, BytesMut::new());
+            let stream =
+                futures::stream::try_unfold(state, move |(mut body, url, mut spare)| async move {
                     if spare.len() < READ_CHUNK {
                         spare = BytesMut::zeroed(READ_BLOCK);
                     }
@@ -149,22 +147,11 @@ impl HttpClient for SurfClient {
                         .await
                         .map_err(|e| NetError::transport(TransportKind::Body, url.clone(), &e))?;
                     if n == 0 {
-                        if let Some(expected) = expected.filter(|&e| got < e) {
-                            return Err(NetError::Transport {
-                                kind: TransportKind::Body,
-                                url,
-                                message: format!(
-                                    "connection closed after {got} of {expected} body bytes"
-                                ),
-                            });
-                        }
                         return Ok(None);
                     }
                     let chunk = spare.split_to(n).freeze();
-                    got += n as u64;
-                    Ok(Some((chunk, (body, url, got, spare))))
-                },
-            );
+                    Ok(Some((chunk, (body, url, spare))))
+                });
             Ok(HttpResponse::new(status, headers, Box::pin(stream)))
         })
     }

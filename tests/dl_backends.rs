@@ -480,7 +480,7 @@ backend_tests! {
         server.add("/portal", Resource::html_error_page());
         let dl = Downloader::new(config(&env));
         let (d, bytes) =
-            stream_one(&env, &dl, FetchCmd::get(server.url("/portal")).validator(reject_html_response)).await;
+            stream_one(&env, &dl, FetchCmd::get(server.url("/portal")).check(reject_html_response)).await;
         assert!(matches!(&d.error, Some(NetError::InvalidContentType { .. })), "{d:?}");
         assert!(bytes.is_empty());
         assert_eq!(server.stats().requests, 1, "not retried");

@@ -725,7 +725,7 @@ fn html_page_rejected_with_invalid_content_type() {
     let (c, bytes, _) = one_stream(
         &dl,
         |c| {
-            c.validator(reject_html_response)
+            c.check(reject_html_response)
                 .on_response(move |_| r2.store(true, Ordering::SeqCst))
         },
         "/portal",
@@ -740,9 +740,183 @@ fn html_page_rejected_with_invalid_content_type() {
     let h = dl.register(Arc::new(Idle));
     let r = block_on_timeout(
         LIMIT,
-        h.execute(FetchCmd::get(url("/portal")).validator(reject_html_response)),
+        h.execute(FetchCmd::get(url("/portal")).check(reject_html_response)),
     );
     assert!(matches!(r, Err(NetError::InvalidContentType { .. })));
+}
+
+/// The check sees every answer of a command, the first and the resume's,
+/// with the status, the asked range and the parsed `Content-Range`; a
+/// rejection of the resume ends the command with the check's own error,
+/// not retried, and no byte of the rejected answer reaches the writer.
+#[test]
+fn check_judges_the_first_answer_and_each_resume() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    let body = pattern(4000, 3).to_vec();
+    mem.insert_resource(
+        "http://127.0.0.1/c",
+        MemoryResource::new(body.clone())
+            .chunk_size(500)
+            .fail_after(1500),
+    );
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let (c, bytes, _) = one_stream(
+        &dl,
+        |c| {
+            c.range(RangeSpec::from_start(1000)).check(move |a| {
+                let mut seen = seen2.lock().unwrap();
+                seen.push((
+                    a.status,
+                    a.requested.map(|r| r.to_string()),
+                    a.content_range
+                        .map(|cr| (cr.first(), cr.last(), cr.complete_length())),
+                    a.resumed_at,
+                ));
+                if a.resumed_at.is_some() {
+                    return Err(NetError::InvalidResponse {
+                        url: a.url.clone(),
+                        reason: "no resumes here".into(),
+                    });
+                }
+                Ok(())
+            })
+        },
+        "/c",
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some("bytes=1000-".to_owned()),
+                Some((1000, 3999, Some(4000))),
+                None
+            ),
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some("bytes=2500-3999".to_owned()),
+                Some((2500, 3999, Some(4000))),
+                Some(2500)
+            ),
+        ]
+    );
+    assert!(
+        matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason == "no resumes here"),
+        "{c:?}"
+    );
+    assert_eq!(bytes, body[1000..2500], "only the first answer's bytes");
+    assert_eq!(
+        mem.requests().len(),
+        2,
+        "a non-retryable rejection is final"
+    );
+}
+
+/// A check's retryable error counts as a failed attempt: retried under the
+/// policy (with `RequestRetried` events), then accepted.
+#[test]
+fn a_retryable_check_error_is_retried_like_a_failed_attempt() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert("http://127.0.0.1/r", pattern(3000, 4).to_vec());
+    let dl = Downloader::new(config(&spawn, mem.clone()));
+    let events = dl.subscribe();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let calls2 = calls.clone();
+    let (c, bytes, _) = one_stream(
+        &dl,
+        |c| {
+            c.check(move |a| {
+                if calls2.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(NetError::status(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        a.url.clone(),
+                        None,
+                    ));
+                }
+                Ok(())
+            })
+        },
+        "/r",
+    );
+    assert!(c.error.is_none(), "{c:?}");
+    assert_eq!(bytes, pattern(3000, 4).to_vec());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(mem.requests().len(), 3);
+    let retried = events
+        .drain()
+        .iter()
+        .filter(|e| matches!(e, DownloaderEvent::RequestRetried { .. }))
+        .count();
+    assert_eq!(retried, 2);
+}
+
+/// Answers every request with a fixed status and `Content-Range`, and ten
+/// bytes.
+struct LyingRange(StatusCode, &'static str);
+
+impl HttpClient for LyingRange {
+    fn send(&self, _: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_RANGE, self.1.parse().unwrap());
+        let status = self.0;
+        let body = futures::stream::iter([Ok(Bytes::from_static(&[7; 10]))]);
+        Box::pin(async move { Ok(HttpResponse::new(status, headers, Box::pin(body))) })
+    }
+}
+
+/// The downloader's own checks come first: a `206` whose `Content-Range`
+/// is malformed or starts elsewhere than asked, or a `200` that names a
+/// part, is rejected with a typed error before the command's check is
+/// asked, and no byte is written. A `200` naming the whole resource is fine.
+#[test]
+fn a_lying_content_range_is_rejected_before_the_check() {
+    let spawn = PoolSpawn::new();
+    let partial = StatusCode::PARTIAL_CONTENT;
+    for (status, content_range, want) in [
+        (partial, "bytes 0-9/100", "starting at 0"),
+        (partial, "bytes 50-40/100", "malformed"),
+        (partial, "bytes */100", "malformed"),
+        (
+            StatusCode::OK,
+            "bytes 40-49/100",
+            "a part, not the whole resource",
+        ),
+        (StatusCode::OK, "bytes 0-9/10", ""),
+    ] {
+        let dl = Downloader::new(config(&spawn, LyingRange(status, content_range)));
+        let asked = Arc::new(AtomicBool::new(false));
+        let asked2 = asked.clone();
+        let (c, bytes, _) = one_stream(
+            &dl,
+            |c| {
+                c.range(RangeSpec::from_start(40)).check(move |_| {
+                    asked2.store(true, Ordering::SeqCst);
+                    Ok(())
+                })
+            },
+            "/x",
+        );
+        if want.is_empty() {
+            assert!(c.error.is_none(), "{content_range}: {c:?}");
+            assert_eq!(bytes, [7; 10]);
+            assert!(asked.load(Ordering::SeqCst));
+            continue;
+        }
+        assert!(
+            matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason.contains(want)),
+            "{content_range}: {c:?}"
+        );
+        assert!(bytes.is_empty(), "{content_range}");
+        assert!(
+            !asked.load(Ordering::SeqCst),
+            "{content_range}: check asked"
+        );
+    }
 }
 
 #[test]

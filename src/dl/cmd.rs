@@ -6,7 +6,9 @@ use std::io;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use url::Url;
 
-use super::{BodyStream, OnCompleteFn, OnResponseFn, RequestPriority, ValidatorFn, WriterFn};
+use super::{
+    BodyStream, CheckFn, OnCompleteFn, OnResponseFn, RequestPriority, ResponseInfo, WriterFn,
+};
 use crate::cancel::CancelToken;
 use crate::net::{NetError, RangeSpec, RequestMethod};
 use crate::rt::BoxFuture;
@@ -28,7 +30,7 @@ use crate::rt::BoxFuture;
 /// let url = url::Url::parse("http://127.0.0.1:8080/a.mp3").unwrap();
 /// let cmd = FetchCmd::get(url)
 ///     .range(RangeSpec::from_start(1024))
-///     .validator(reject_html_response)
+///     .check(reject_html_response)
 ///     .priority(RequestPriority::High)
 ///     .writer(|chunk: &[u8]| { let _ = chunk; Ok(()) })
 ///     .on_complete(|bytes, _headers, err| { let _ = (bytes, err); });
@@ -49,8 +51,9 @@ pub struct FetchCmd {
     pub priority: Option<RequestPriority>,
     /// The epoch token: cancelling it cancels this command, queued or in flight.
     pub cancel: Option<CancelToken>,
-    /// Checks the response headers before any body byte is read.
-    pub validator: Option<ValidatorFn>,
+    /// Judges every answer (the first and each resume's) before any of its
+    /// body bytes is read; see [`check`](Self::check).
+    pub check: Option<CheckFn>,
     /// Receives each body chunk in order (streaming commands).
     pub writer: Option<WriterFn>,
     /// Called once with the response headers, before the first body byte
@@ -89,7 +92,7 @@ impl FetchCmd {
             headers: HeaderMap::new(),
             priority: None,
             cancel: None,
-            validator: None,
+            check: None,
             writer: None,
             on_response: None,
             on_complete: None,
@@ -127,9 +130,41 @@ impl FetchCmd {
         self
     }
 
-    /// Sets the header check run before the body (e.g. [`reject_html_response`](super::reject_html_response)).
-    pub fn validator(mut self, validator: ValidatorFn) -> Self {
-        self.validator = Some(validator);
+    /// Sets the answer check: the downloader calls it with each answer of
+    /// this command (the first and, after a failure mid-body, each resume's:
+    /// see [`ResponseInfo::resumed_at`]) once its own checks passed and
+    /// before any body byte of that answer is read. An `Err` counts as a
+    /// failed attempt: one that [is retryable](NetError::is_retryable) is
+    /// retried under the [retry policy](super::DownloaderConfig::retry),
+    /// any other fails the command with that error (the streaming
+    /// command's `on_complete` or the imperative caller gets it). It runs
+    /// on the executor's thread: keep it quick.
+    ///
+    /// [`reject_html_response`](super::reject_html_response) is one; a
+    /// closure can add its own rules:
+    ///
+    /// ```
+    /// use kithara_stream::dl::{FetchCmd, reject_html_response};
+    /// use kithara_stream::net::NetError;
+    /// let url = url::Url::parse("http://127.0.0.1:8080/a.mp3").unwrap();
+    /// let cmd = FetchCmd::get(url).check(|answer| {
+    ///     reject_html_response(answer)?;
+    ///     // Only whole resources of at most 1 GiB.
+    ///     match answer.content_range.and_then(|cr| cr.complete_length()) {
+    ///         Some(len) if len > 1 << 30 => Err(NetError::InvalidResponse {
+    ///             url: answer.url.clone(),
+    ///             reason: format!("{len} bytes is too long"),
+    ///         }),
+    ///         _ => Ok(()),
+    ///     }
+    /// });
+    /// # drop(cmd);
+    /// ```
+    pub fn check(
+        mut self,
+        check: impl FnMut(&ResponseInfo<'_>) -> Result<(), NetError> + Send + 'static,
+    ) -> Self {
+        self.check = Some(Box::new(check));
         self
     }
 

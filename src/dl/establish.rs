@@ -2,20 +2,21 @@
 //! the retry policy until the headers of an acceptable answer are in.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
-use http::{HeaderMap, header};
+use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
-use super::ValidatorFn;
 use super::events::DownloaderEvent;
 use super::shared::Shared;
 use super::track::Publisher;
-use crate::cancel::CancelGroup;
+use super::{CheckFn, ResponseInfo};
+use crate::cancel::{CancelGroup, lock};
 use crate::net::{
-    HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod, TimeoutKind, Validator,
+    ContentRange, HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod, TimeoutKind,
+    Validator,
 };
 use crate::rt::{self, Spawn};
 
@@ -26,7 +27,8 @@ pub(crate) struct Request {
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) range: Option<RangeSpec>,
-    pub(crate) validator: Option<ValidatorFn>,
+    /// The command's answer check (run by one task at a time: the fetch's).
+    pub(crate) check: Mutex<Option<CheckFn>>,
     pub(crate) cancel: CancelGroup,
 }
 
@@ -117,12 +119,16 @@ impl Request {
         }
     }
 
-    /// Attempts with retries and backoff (cancellable), then the validator.
+    /// Attempts with retries and backoff (cancellable), then the checks of
+    /// the answer (`Content-Range`, the command's own).
     ///
     /// Until the server first answers (any status), the connect phase's
     /// deadline (`connect_timeout`) bounds the whole loop, each attempt's
     /// headers wait included; from then on the retry budget does.
-    async fn establish_inner(&self, publisher: &Publisher) -> Result<HttpResponse, NetError> {
+    async fn establish_inner(
+        &self,
+        publisher: &Publisher,
+    ) -> Result<(HttpResponse, Option<ContentRange>), NetError> {
         let cfg = self.cfg();
         let policy = cfg.retry;
         let contact_limit = (!cfg.connect_timeout.is_zero())
@@ -131,10 +137,16 @@ impl Request {
         let mut answered = false;
         let mut attempt = 0u32;
         let mut first_failure: Option<Instant> = None;
-        let resp = loop {
+        loop {
             let limit = if answered { None } else { contact_limit };
             let error = match self.attempt(self.range, limit, None).await {
-                Ok(resp) => break resp,
+                Ok(resp) => match self.judge(&resp) {
+                    Ok(content_range) => return Ok((resp, content_range)),
+                    Err(e) => {
+                        answered = true;
+                        e
+                    }
+                },
                 Err(e) => e,
             };
             if self.cancel.is_cancelled() {
@@ -158,11 +170,90 @@ impl Request {
             if !delay.is_zero() {
                 race_cancel(&self.cancel, cfg.spawn.sleep(delay)).await?;
             }
-        };
-        if let Some(validate) = self.validator {
-            validate(&self.url, &resp.headers)?;
         }
-        Ok(resp)
+    }
+
+    /// The checks of a first answer: the `Content-Range` of a `206`, then
+    /// the command's own check.
+    fn judge(&self, resp: &HttpResponse) -> Result<Option<ContentRange>, NetError> {
+        let content_range = if resp.status == StatusCode::PARTIAL_CONTENT {
+            Some(self.content_range(resp, self.range)?)
+        } else if resp.headers.contains_key(header::CONTENT_RANGE) {
+            // Meaningless on another status (RFC 9110 §14.4), and harmless
+            // when it names the whole resource; a part contradicts a body
+            // that starts at byte 0.
+            let cr = self.parse_content_range(resp)?;
+            if cr.first() != 0 || cr.complete_length() != Some(cr.end()) {
+                return Err(invalid(
+                    &self.url,
+                    format!(
+                        "{} with Content-Range {}-{}: a part, not the whole resource",
+                        resp.status,
+                        cr.first(),
+                        cr.last()
+                    ),
+                ));
+            }
+            None
+        } else {
+            None
+        };
+        self.check(resp, self.range, content_range, None)?;
+        Ok(content_range)
+    }
+
+    /// The `Content-Range` of `resp`: present and well-formed.
+    fn parse_content_range(&self, resp: &HttpResponse) -> Result<ContentRange, NetError> {
+        let url = &self.url;
+        let value = resp
+            .headers
+            .get(header::CONTENT_RANGE)
+            .ok_or_else(|| invalid(url, format!("{} without Content-Range", resp.status)))?;
+        let text = value
+            .to_str()
+            .map_err(|_| invalid(url, "Content-Range is not text".to_owned()))?;
+        ContentRange::parse(text).map_err(|e| invalid(url, e.to_string()))
+    }
+
+    /// The `Content-Range` of a `206` answer to a request for `asked`:
+    /// present, well-formed, starting at the asked first byte.
+    pub(crate) fn content_range(
+        &self,
+        resp: &HttpResponse,
+        asked: Option<RangeSpec>,
+    ) -> Result<ContentRange, NetError> {
+        let cr = self.parse_content_range(resp)?;
+        if let Some(asked) = asked
+            && cr.first() != asked.start()
+        {
+            return Err(invalid(
+                &self.url,
+                format!(
+                    "asked for {asked}, got Content-Range starting at {}",
+                    cr.first()
+                ),
+            ));
+        }
+        Ok(cr)
+    }
+
+    /// Runs the command's answer check, if it has one.
+    pub(crate) fn check(
+        &self,
+        resp: &HttpResponse,
+        requested: Option<RangeSpec>,
+        content_range: Option<ContentRange>,
+        resumed_at: Option<u64>,
+    ) -> Result<(), NetError> {
+        let mut check = lock(&self.check);
+        let Some(check) = check.as_mut() else {
+            return Ok(());
+        };
+        let mut answer = ResponseInfo::new(&self.url, resp.status, &resp.headers);
+        answer.requested = requested;
+        answer.content_range = content_range;
+        answer.resumed_at = resumed_at;
+        check(&answer)
     }
 
     /// [`establish_inner`](Self::establish_inner) under the soft timeout:
@@ -171,7 +262,7 @@ impl Request {
         &self,
         publisher: &Publisher,
         started: Instant,
-    ) -> Result<HttpResponse, NetError> {
+    ) -> Result<(HttpResponse, Option<ContentRange>), NetError> {
         let fut = std::pin::pin!(self.establish_inner(publisher));
         let soft = self.cfg().soft_timeout;
         if soft.is_zero() {

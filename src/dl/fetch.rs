@@ -28,8 +28,8 @@ pub(crate) async fn run_streaming(
 ) {
     let publisher = completion.tracker.publisher.clone();
     let started = Instant::now();
-    let resp = match req.establish(&publisher, started).await {
-        Ok(resp) => resp,
+    let (resp, content_range) = match req.establish(&publisher, started).await {
+        Ok(answer) => answer,
         Err(e) => {
             drop(slot);
             return completion.finish(0, None, Some(&e));
@@ -41,6 +41,8 @@ pub(crate) async fn run_streaming(
         body,
         ..
     } = resp;
+    #[cfg(not(feature = "tracing"))]
+    let _ = status;
     crate::trace::trace!(
         debug,
         request_id = %publisher.id,
@@ -61,13 +63,7 @@ pub(crate) async fn run_streaming(
             return completion.finish(0, Some(&headers), None);
         }
     };
-    let mut reader = match Reader::open(req.clone(), publisher, status, &headers, body) {
-        Ok(r) => r,
-        Err(e) => {
-            drop(slot);
-            return completion.finish(0, Some(&headers), Some(&e));
-        }
-    };
+    let mut reader = Reader::open(req.clone(), publisher, content_range, &headers, body);
     if let Some(f) = on_response {
         f(&headers);
     }
@@ -113,7 +109,7 @@ pub(crate) async fn run_imperative(
     let publisher = tracker.publisher.clone();
     let started = Instant::now();
     let opened = async {
-        let resp = req.establish(&publisher, started).await?;
+        let (resp, content_range) = req.establish(&publisher, started).await?;
         let HttpResponse {
             status,
             headers,
@@ -123,7 +119,13 @@ pub(crate) async fn run_imperative(
         if req.method == RequestMethod::Head {
             return Ok((status, headers, None));
         }
-        let reader = Reader::open(req.clone(), publisher.clone(), status, &headers, body)?;
+        let reader = Reader::open(
+            req.clone(),
+            publisher.clone(),
+            content_range,
+            &headers,
+            body,
+        );
         Ok((status, headers, Some(reader)))
     }
     .await;

@@ -21,7 +21,7 @@
 //! Retries with backoff before the body, resume with `Range` after a
 //! mid-body failure (206 and `Content-Range` verified), the headers timeout,
 //! the body inactivity timeout, short-body detection, the soft timeout and
-//! validators are all here, on top of the two traits, so they behave the
+//! the answer checks are all here, on top of the two traits, so they behave the
 //! same on every backend.
 //!
 //! # Exactly one `on_complete`
@@ -32,6 +32,7 @@
 //! task first.
 
 mod body;
+mod check;
 mod cmd;
 mod config;
 mod downloader;
@@ -47,9 +48,9 @@ mod track;
 use std::io;
 
 use http::HeaderMap;
-use url::Url;
 
 pub use body::BodyStream;
+pub use check::{CheckFn, ResponseInfo, reject_html_response};
 pub use cmd::{FetchCmd, FetchResponse, ReadyFn};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
@@ -84,10 +85,6 @@ pub type OnResponseFn = Box<dyn FnOnce(&HeaderMap) + Send>;
 /// - cancelled (queued, in flight, shutdown): `(bytes so far, .., Some(NetError::Cancelled))`.
 pub type OnCompleteFn = Box<dyn FnOnce(u64, Option<&HeaderMap>, Option<&NetError>) + Send>;
 
-/// Checks response headers before the body is read; an `Err` fails the
-/// command with that error (not retried unless it is retryable).
-pub type ValidatorFn = fn(&Url, &HeaderMap) -> Result<(), NetError>;
-
 /// Bounded length of each peer's imperative command queue.
 pub const PEER_CMD_CHANNEL_CAPACITY: usize = 32;
 
@@ -107,43 +104,6 @@ pub enum RequestPriority {
     Low,
     /// Needed now (the peer is playing; an imperative request).
     High,
-}
-
-/// A [`ValidatorFn`] that rejects HTML pages (a captive portal or an error
-/// page served with status 200): a `Content-Type` starting with `text/html`
-/// (ASCII case-insensitive) gives [`NetError::InvalidContentType`], which is
-/// not retried.
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
-/// use kithara_stream::dl::reject_html_response;
-/// let url = url::Url::parse("http://127.0.0.1/a.mp3").unwrap();
-/// let mut h = HeaderMap::new();
-/// assert!(reject_html_response(&url, &h).is_ok());
-/// h.insert(CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
-/// assert!(reject_html_response(&url, &h).is_ok());
-/// h.insert(CONTENT_TYPE, HeaderValue::from_static("Text/HTML; charset=utf-8"));
-/// assert!(reject_html_response(&url, &h).is_err());
-/// ```
-///
-/// # Errors
-/// [`NetError::InvalidContentType`] for an HTML content type.
-pub fn reject_html_response(url: &Url, headers: &HeaderMap) -> Result<(), NetError> {
-    let Some(ct) = headers.get(http::header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let text = String::from_utf8_lossy(ct.as_bytes());
-    let is_html = text
-        .trim_start()
-        .get(..9)
-        .is_some_and(|p| p.eq_ignore_ascii_case("text/html"));
-    if is_html {
-        return Err(NetError::InvalidContentType {
-            content_type: text.into_owned(),
-            url: url.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// The slot of a (peer, command) priority pair: 0 is served first.

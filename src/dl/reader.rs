@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, StatusCode, header};
-use url::Url;
 
 use super::establish::{Request, invalid, race_cancel};
 use super::events::DownloaderEvent;
@@ -83,33 +82,21 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// Interprets the first response: where its body starts and ends.
+    /// Interprets the first response (its `Content-Range` checked by
+    /// [`Request::content_range`]): where its body starts and ends.
     pub(crate) fn open(
         req: Arc<Request>,
         publisher: Publisher,
-        status: StatusCode,
+        content_range: Option<ContentRange>,
         headers: &HeaderMap,
         body: ByteStream,
-    ) -> Result<Self, NetError> {
+    ) -> Self {
         let content_length = crate::net::header_u64(headers, header::CONTENT_LENGTH);
-        let (pos, end, total) = if status == StatusCode::PARTIAL_CONTENT {
-            let cr = parse_content_range(&req.url, headers)?;
-            if let Some(asked) = req.range
-                && cr.first() != asked.start()
-            {
-                return Err(invalid(
-                    &req.url,
-                    format!(
-                        "asked for {asked}, got Content-Range starting at {}",
-                        cr.first()
-                    ),
-                ));
-            }
-            (cr.first(), Some(cr.end()), cr.complete_length())
-        } else {
+        let (pos, end, total) = match content_range {
+            Some(cr) => (cr.first(), Some(cr.end()), cr.complete_length()),
             // 200 (also to a ranged request whose Range the server ignored):
             // the body is the resource from byte 0.
-            (0, content_length, content_length)
+            None => (0, content_length, content_length),
         };
         let watchdog = Watchdog::new(req.shared.cfg.inactivity_timeout);
         let own = req
@@ -121,7 +108,7 @@ impl Reader {
             Some(v) => Some(Validator::LastModified(v.to_owned())),
             None => Validator::from_headers(headers),
         };
-        Ok(Self {
+        Self {
             own_if_range: own.is_some(),
             version,
             cancelled: req.cancel.cancelled(),
@@ -135,7 +122,7 @@ impl Reader {
             resumes: 0,
             failing_since: None,
             done: false,
-        })
+        }
     }
 
     /// The next chunk; `None` at the true end. After an `Err`, always `None`.
@@ -292,11 +279,12 @@ impl Reader {
                 ),
             ));
         }
-        let cr = parse_content_range(url, &resp.headers)?;
+        // It starts at `pos`; it must also end where the body ends.
+        let cr = self.req.content_range(&resp, Some(spec))?;
         let wrong_end = self.end.is_some_and(|e| cr.end() != e);
         let wrong_total =
             matches!((self.total, cr.complete_length()), (Some(a), Some(b)) if a != b);
-        if cr.first() != self.pos || wrong_end || wrong_total {
+        if wrong_end || wrong_total {
             return Err(invalid(
                 url,
                 format!(
@@ -308,18 +296,10 @@ impl Reader {
                 ),
             ));
         }
+        self.req
+            .check(&resp, Some(spec), Some(cr), Some(self.pos))?;
         self.end = Some(cr.end());
         self.total = self.total.or(cr.complete_length());
         Ok(resp.body)
     }
-}
-
-fn parse_content_range(url: &Url, headers: &HeaderMap) -> Result<ContentRange, NetError> {
-    let value = headers
-        .get(header::CONTENT_RANGE)
-        .ok_or_else(|| invalid(url, "206 without Content-Range".to_owned()))?;
-    let text = value
-        .to_str()
-        .map_err(|_| invalid(url, "Content-Range is not text".to_owned()))?;
-    ContentRange::parse(text).map_err(|e| invalid(url, e.to_string()))
 }

@@ -268,7 +268,7 @@ impl Registry {
             url: cmd.url.clone(),
             headers: std::mem::take(&mut cmd.headers),
             range: cmd.range,
-            validator: cmd.validator,
+            check: std::sync::Mutex::new(cmd.check.take()),
             cancel: tokens.group(),
         })
     }

@@ -9,7 +9,7 @@ use http::{HeaderMap, header};
 use url::Url;
 
 use crate::cancel::{CancelToken, lock};
-use crate::dl::{FetchCmd, Peer, RequestPriority, reject_html_response};
+use crate::dl::{FetchCmd, Peer, RequestPriority};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
 use crate::net::{NetError, RangeSpec, Validator};
 use crate::offload::Offload;
@@ -456,7 +456,6 @@ impl Shared {
             end,
             ranged,
             offset: start,
-            reject: None,
             partial: false,
             stored: 0,
             frontier,
@@ -466,8 +465,7 @@ impl Shared {
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
             .cancel(token)
-            .priority(priority)
-            .validator(reject_html_response);
+            .priority(priority);
         if let Some(v) = if_range.as_ref().and_then(Validator::header_value) {
             cmd = cmd.header(header::IF_RANGE, v);
         }
@@ -499,7 +497,6 @@ struct FetchCtx {
     ranged: bool,
     /// Resource offset of the next body byte.
     offset: u64,
-    reject: Option<NetError>,
     /// The answer was a 206 (its end is the range's, not the resource's).
     partial: bool,
     /// Bytes this fetch stored (ones already present not counted): its
@@ -673,6 +670,75 @@ mod tests {
         cmds.remove(0)
     }
 
+    /// Runs the fetch's check on an answer with headers `h`: a `206` when
+    /// they carry a `Content-Range`, else a `200`.
+    fn respond(cmd: &mut FetchCmd, h: &HeaderMap) -> Result<(), NetError> {
+        respond_at(cmd, h, None)
+    }
+
+    /// [`respond`] for a resume at `resumed_at` (`None`: the first answer).
+    fn respond_at(
+        cmd: &mut FetchCmd,
+        h: &HeaderMap,
+        resumed_at: Option<u64>,
+    ) -> Result<(), NetError> {
+        let url = cmd.url.clone();
+        let cr = h
+            .get(header::CONTENT_RANGE)
+            .map(|v| crate::net::ContentRange::parse(v.to_str().unwrap()).unwrap());
+        let status = if cr.is_some() {
+            http::StatusCode::PARTIAL_CONTENT
+        } else {
+            http::StatusCode::OK
+        };
+        let mut info = crate::dl::ResponseInfo::new(&url, status, h);
+        info.requested = cmd.range;
+        info.content_range = cr;
+        info.resumed_at = resumed_at;
+        (cmd.check.as_mut().unwrap())(&info)
+    }
+
+    /// A gap fill asks for an end: a `206` that runs past it is rejected
+    /// with a typed error (the downloader checked its start); one that
+    /// ends there is taken.
+    #[test]
+    fn a_gap_fill_must_end_where_asked() {
+        let s = shared();
+        s.storage.write_at(600, &[1; 400]).unwrap();
+        let mut cmd = first_fetch(&s);
+        assert_eq!(cmd.range, Some(RangeSpec::new(0, Some(599)).unwrap()));
+        let mut h = answer(1000, Some(0), "");
+        let err = respond(&mut cmd, &h).unwrap_err();
+        assert!(
+            matches!(&err, NetError::InvalidResponse { reason, .. }
+                if reason == "asked for bytes 0-599, got Content-Range 0-999"),
+            "{err:?}"
+        );
+        h.insert(header::CONTENT_RANGE, "bytes 0-599/1000".parse().unwrap());
+        respond(&mut cmd, &h).unwrap();
+        assert_eq!(s.len(), Some(1000));
+    }
+
+    /// A resume continues the body the first answer started: only the HTML
+    /// rule applies to it (the downloader checked `If-Range` and the
+    /// `Content-Range`); it changes no version, length or offset.
+    #[test]
+    fn a_resume_answer_is_only_checked_for_html() {
+        let s = shared();
+        let mut cmd = first_fetch(&s);
+        respond(&mut cmd, &answer(1000, None, "\"v1\"")).unwrap();
+        feed(&mut cmd, &[1; 100]).unwrap();
+        respond_at(&mut cmd, &answer(2000, Some(100), "\"v2\""), Some(100)).unwrap();
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v1\"".into())));
+        assert_eq!((s.len(), s.restarts()), (Some(1000), 0));
+        let mut html = answer(1000, Some(100), "\"v1\"");
+        html.insert(header::CONTENT_TYPE, "text/html".parse().unwrap());
+        assert!(matches!(
+            respond_at(&mut cmd, &html, Some(100)),
+            Err(NetError::InvalidContentType { .. })
+        ));
+    }
+
     /// The headers of a `200` (whole body) or a `206` from `start`.
     fn answer(len: u64, start: Option<u64>, etag: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -693,7 +759,7 @@ mod tests {
         let mut first = first_fetch(&s);
         assert!(first.headers.get(header::IF_RANGE).is_none());
         // A weak tag is not kept; a strong one is.
-        (first.on_response.take().unwrap())(&answer(1000, None, "W/\"w\""));
+        respond(&mut first, &answer(1000, None, "W/\"w\"")).unwrap();
         assert_eq!(s.validator(), None);
         s.want(500);
         let mut next = first_fetch(&s);
@@ -701,7 +767,7 @@ mod tests {
             next.headers.get(header::IF_RANGE).is_none(),
             "no validator yet"
         );
-        (next.on_response.take().unwrap())(&answer(1000, Some(500), "\"v1\""));
+        respond(&mut next, &answer(1000, Some(500), "\"v1\"")).unwrap();
         assert_eq!(s.validator(), Some(Validator::ETag("\"v1\"".into())));
         assert_eq!(s.storage.validator(), s.validator());
         s.want(900);
@@ -716,11 +782,11 @@ mod tests {
     fn a_changed_version_before_any_read_restarts() {
         let s = shared();
         let mut first = first_fetch(&s);
-        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        respond(&mut first, &answer(1000, None, "\"v1\"")).unwrap();
         feed(&mut first, &[1; 100]).unwrap();
         s.want(500);
         let mut next = first_fetch(&s);
-        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
+        respond(&mut next, &answer(1000, None, "\"v2\"")).unwrap();
         assert_eq!(s.restarts(), 1);
         assert!(!s.storage.contains_range(0..1), "old bytes dropped");
         assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
@@ -742,7 +808,7 @@ mod tests {
     fn a_changed_version_after_a_read_fails_typed() {
         let s = shared();
         let mut first = first_fetch(&s);
-        (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        respond(&mut first, &answer(1000, None, "\"v1\"")).unwrap();
         feed(&mut first, &[1; 100]).unwrap();
         let mut buf = [0; 10];
         let n = s.consume(|| {
@@ -752,8 +818,11 @@ mod tests {
         assert_eq!(n, 10);
         s.want(500);
         let mut next = first_fetch(&s);
-        (next.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
-        assert!(feed(&mut next, &[2; 10]).is_err());
+        let rejected = respond(&mut next, &answer(1000, None, "\"v2\""));
+        assert!(
+            matches!(rejected, Err(NetError::ResourceChanged { .. })),
+            "{rejected:?}"
+        );
         match s.terminal() {
             Some(Terminal::Net(NetError::ResourceChanged { old, new, .. })) => {
                 assert_eq!(*old, Validator::ETag("\"v1\"".into()));
@@ -774,7 +843,7 @@ mod tests {
         let token = cmd.cancel.clone().unwrap();
         let mut h = answer(1000, None, "");
         h.insert(header::ACCEPT_RANGES, "none".parse().unwrap());
-        (cmd.on_response.take().unwrap())(&h);
+        respond(&mut cmd, &h).unwrap();
         assert_eq!(s.ranges_supported(), Some(false));
         s.want(900);
         assert!(!token.is_cancelled(), "a far seek waits for the one pass");
@@ -787,7 +856,7 @@ mod tests {
         s.want(500);
         let mut cmd = first_fetch(&s);
         let token = cmd.cancel.clone().unwrap();
-        (cmd.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+        respond(&mut cmd, &answer(1000, None, "\"v1\"")).unwrap();
         assert_eq!(s.ranges_supported(), Some(false));
         feed(&mut cmd, &[1; 300]).unwrap();
         assert!(s.storage.contains_range(0..300));
@@ -823,7 +892,7 @@ mod tests {
         for _ in 0..200 {
             let s = shared();
             let mut first = first_fetch(&s);
-            (first.on_response.take().unwrap())(&answer(1000, None, "\"v1\""));
+            respond(&mut first, &answer(1000, None, "\"v1\"")).unwrap();
             let delay = next() % 2000;
             let reader = {
                 let s = s.clone();
@@ -851,8 +920,9 @@ mod tests {
             }
             s.want(500);
             let mut second = first_fetch(&s);
-            (second.on_response.take().unwrap())(&answer(1000, None, "\"v2\""));
-            let wrote_v2 = feed(&mut second, &[2; 100]).is_ok();
+            // A rejected answer gets no body: the downloader ends the fetch.
+            let wrote_v2 = respond(&mut second, &answer(1000, None, "\"v2\"")).is_ok()
+                && feed(&mut second, &[2; 100]).is_ok();
             let seen = reader.join().unwrap();
             let v1 = seen.contains(&1);
             let v2 = seen.contains(&2);

@@ -193,7 +193,9 @@ impl HttpResponse {
         ))
     }
 
-    /// Reads the whole body into memory (for small bodies and tests).
+    /// Reads the whole body into memory (for small bodies and tests). It
+    /// does not compare the body with `Content-Length` (the downloader
+    /// does; see [`HttpClient`]).
     ///
     /// # Errors
     /// The first error the body yields.
@@ -289,6 +291,11 @@ pub fn header_u64(headers: &HeaderMap, name: http::header::HeaderName) -> Option
 /// - No retries, no timeouts of its own beyond what the library does by
 ///   default, no automatic decompression that changes byte offsets
 ///   (`Range` must address the bytes the body yields).
+/// - A body cut short by the connection: a chunked one (only the client
+///   sees its framing) ends with a [`TransportKind::Body`] error; one with a
+///   `Content-Length` may end with that error or cleanly, since the
+///   downloader compares every body with its announced end
+///   (`Content-Length`, `Content-Range`) and resumes a short one.
 /// - Dropping the response (or its body) mid-stream releases the connection.
 /// - Cancel-safe: dropping the `send` future aborts the request.
 ///

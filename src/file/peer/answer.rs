@@ -1,53 +1,51 @@
 //! The fetch callbacks of an `HttpFile`'s download: what an answer's
-//! headers say (`on_response`), where its bytes go (`write`), and what
+//! headers say (`answer`, the fetch's check), where its bytes go (`write`), and what
 //! comes next when it ends (`on_complete`, `version_changed`).
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use http::{HeaderMap, StatusCode, header};
+use http::{StatusCode, header};
 
 use super::{FetchCtx, MAX_FETCH_FAILURES, Shared, Terminal, is_generic_mime};
 use crate::cancel::lock;
+use crate::dl::ResponseInfo;
 use crate::media::MediaInfo;
-use crate::net::{ContentRange, NetError, Validator, header_u64};
+use crate::net::{NetError, Validator, header_u64};
 use crate::storage::StorageError;
 
 impl Shared {
-    /// Interprets the response headers: where the body starts, the length,
-    /// the type. A contradiction with the request or the known length marks
-    /// the fetch rejected (the writer then aborts it).
-    pub(super) fn on_response(&self, ctx: &Mutex<FetchCtx>, headers: &HeaderMap) {
+    /// Judges an answer (the fetch's check): where the body starts, the
+    /// length, the type. A contradiction with the request or with the
+    /// version in storage rejects it.
+    pub(super) fn answer(
+        &self,
+        ctx: &Mutex<FetchCtx>,
+        answer: &ResponseInfo<'_>,
+    ) -> Result<(), NetError> {
         let mut ctx = lock(ctx);
+        let headers = answer.headers;
         let reject = |reason: String| NetError::InvalidResponse {
             url: self.url.clone(),
             reason,
         };
-        let content_range = headers.get(header::CONTENT_RANGE).map(|v| {
-            v.to_str()
-                .map_err(|e| e.to_string())
-                .and_then(|t| ContentRange::parse(t).map_err(|e| e.to_string()))
-        });
-        let total = match content_range {
-            Some(Err(e)) => {
-                ctx.reject = Some(reject(format!("bad Content-Range: {e}")));
-                return;
-            }
-            Some(Ok(cr)) => {
+        let total = match answer.content_range {
+            Some(cr) => {
+                // The downloader checked its first byte; the last must be
+                // the wanted one too (or the resource's last).
                 let total = cr.complete_length();
                 let want_last = ctx
                     .end
                     .map(|e| total.map_or(e, |t| e.min(t)).saturating_sub(1));
-                if cr.first() != ctx.start || want_last.is_some_and(|l| cr.last() != l) {
-                    ctx.reject = Some(reject(format!(
+                if want_last.is_some_and(|l| cr.last() != l) {
+                    return Err(reject(format!(
                         "asked for bytes {}-{}, got Content-Range {}-{}",
                         ctx.start,
                         ctx.end.map_or(String::new(), |e| (e - 1).to_string()),
                         cr.first(),
                         cr.last()
                     )));
-                    return;
                 }
                 ctx.offset = cr.first();
                 ctx.partial = true;
@@ -91,17 +89,15 @@ impl Shared {
                 // no stale range behind.
                 drop(st);
                 drop(consumed);
-                ctx.reject = Some(error.clone());
                 let _ = self.storage.reset();
-                self.fail(Terminal::Net(error));
-                return;
+                self.fail(Terminal::Net(error.clone()));
+                return Err(error);
             }
             // Nothing read yet: drop the old version, go on with this one.
             if let Err(e) = self.storage.reset() {
                 drop(st);
                 drop(consumed);
-                ctx.reject = Some(reject(format!("cannot drop the old version: {e}")));
-                return;
+                return Err(reject(format!("cannot drop the old version: {e}")));
             }
             st.forget_version();
             st.headers_known = false;
@@ -129,10 +125,9 @@ impl Shared {
             match st.len {
                 Some(l) if l != t => {
                     drop(st);
-                    ctx.reject = Some(reject(format!(
+                    return Err(reject(format!(
                         "resource length changed: {t} bytes now, {l} before"
                     )));
-                    return;
                 }
                 Some(_) => {}
                 None => {
@@ -163,6 +158,7 @@ impl Shared {
         }
         drop(st);
         self.storage.notify_waiters();
+        Ok(())
     }
 
     /// One body chunk: the bytes storage lacks land at their offset (a 200
@@ -170,9 +166,6 @@ impl Shared {
     /// the wanted start are kept too, so the pass is not wasted).
     pub(super) fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
         let mut ctx = lock(ctx);
-        if let Some(r) = &ctx.reject {
-            return Err(io::Error::other(r.to_string()));
-        }
         let off = ctx.offset;
         let n = chunk.len() as u64;
         // Before the write: the write wakes the reader, which must find the
@@ -209,26 +202,25 @@ impl Shared {
         _bytes: u64,
         err: Option<&NetError>,
     ) {
-        let (id, start, end, offset, reject, stored, stale, partial) = {
-            let mut c = lock(ctx);
+        let (id, start, end, offset, stored, stale, partial) = {
+            let c = lock(ctx);
             (
                 c.id,
                 c.start,
                 c.end,
                 c.offset,
-                c.reject.take(),
                 c.stored,
                 c.token.is_cancelled(),
                 c.partial,
             )
         };
-        let rejected = reject.is_some();
-        let error = reject.or_else(|| err.cloned());
+        let error = err.cloned();
         if let Some(e @ NetError::ResourceChanged { .. }) = &error
-            && !rejected
             && !stale
         {
-            // A resume found another version (`dl` sent `If-Range`).
+            // A resume found another version (`dl` sent `If-Range`), or
+            // the check did after the reader had bytes (then the resource
+            // has failed already).
             self.version_changed(id, e.clone());
             return;
         }
@@ -267,9 +259,7 @@ impl Shared {
                 Some(e)
                     if st.headers_known
                         && (e.is_retryable()
-                            || (!rejected
-                                && stored > 0
-                                && matches!(e, NetError::InvalidResponse { .. }))) =>
+                            || (stored > 0 && matches!(e, NetError::InvalidResponse { .. }))) =>
                 {
                     if stored > 0 {
                         st.failures = 0;

@@ -13,7 +13,7 @@ use http::{HeaderMap, header};
 
 use super::{FetchCtx, Shared};
 use crate::cancel::lock;
-use crate::dl::FetchCmd;
+use crate::dl::{FetchCmd, reject_html_response};
 use crate::file::icy::{IcyDemuxer, IcyError, IcyHeaders, IcyMetadata, IcyPart, parse_metaint};
 use crate::storage::StorageError;
 
@@ -174,12 +174,18 @@ impl Shared {
         let (s1, c1, d1) = (self.clone(), ctx.clone(), demux.clone());
         let (s2, c2) = (self.clone(), ctx.clone());
         let mut cmd = cmd
-            .on_response(move |h| {
+            .check(move |answer| {
+                reject_html_response(answer)?;
+                if answer.resumed_at.is_some() {
+                    // The downloader continues the same body: nothing new.
+                    return Ok(());
+                }
                 // Liveness and the station's headers are known before
-                // `Stream::new` (woken by `on_response`) returns.
-                s1.before_response(&d1, h);
-                s1.on_response(&c1, h);
+                // `Stream::new` (woken by `answer`) returns.
+                s1.before_response(&d1, answer.headers);
+                s1.answer(&c1, answer)?;
                 s1.after_response(&c1);
+                Ok(())
             })
             .writer_bytes(move |chunk| s2.deliver(&c2, &demux, chunk));
         if self.storage.is_bounded() {
@@ -224,7 +230,7 @@ impl Shared {
         let mut lv = lock(&self.live);
         if lv.live {
             let mut c = lock(ctx);
-            if c.start > 0 && !c.partial && c.reject.is_none() {
+            if c.start > 0 && !c.partial {
                 // A new connection to a live stream: its first byte follows
                 // the last one received, it does not restart the stream.
                 c.offset = c.start;
