@@ -24,7 +24,7 @@ pub enum SourcePhase {
     /// only on demand (segmented media, where a segment is requested when
     /// the reader reaches it). The sources of this crate fetch ahead of the
     /// reader and never report it; it stays so that such a source can
-    /// implement [`Source`] with the upstream vocabulary.
+    /// implement [`Source`](super::Source) with the upstream vocabulary.
     WaitingDemand,
     /// Waiting for metadata (headers, length).
     WaitingMetadata,
