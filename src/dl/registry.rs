@@ -1,4 +1,5 @@
-//! The loop: registrations, peers, the four slots, dispatch.
+//! The loop: registrations, peers, the four slots, dispatch (how a
+//! registration or a command becomes a queued entry is in `admit`).
 //!
 //! All of it is one synchronous `poll` step per wake-up: an entry is either
 //! in a slot, or spawned with its slot taken, never in between, so dropping
@@ -8,8 +9,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use event_listener::EventListener;
@@ -17,16 +18,16 @@ use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 
 use super::establish::Request;
-use super::events::{DownloaderEvent, Hub};
+use super::events::Hub;
 use super::fetch::{run_imperative, run_streaming};
 use super::shared::{ImperativeMsg, NewPeer, Shared, Slot};
-use super::track::{Completion, Publisher, Tokens, Tracker};
-use super::{
-    FetchCmd, FetchResponse, OnResponseFn, Peer, ReadyFn, RequestPriority, WriterFn, slot_index,
-};
-use crate::cancel::{CancelGroup, CancelHook, CancelToken, Cancelled};
+use super::track::{Completion, Tracker};
+use super::{FetchResponse, OnResponseFn, Peer, ReadyFn, RequestPriority, WriterFn, slot_index};
+use crate::cancel::{CancelHook, CancelToken, Cancelled};
 use crate::net::NetError;
 use crate::rt::BoxFuture;
+
+mod admit;
 
 /// Passes per `poll` before yielding back to the executor.
 const MAX_PASSES_PER_POLL: usize = 32;
@@ -152,27 +153,6 @@ impl Registry {
         self.dispatch(cx);
     }
 
-    fn add_peer(&mut self, new: NewPeer) {
-        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
-        let hook = new.token.on_cancel(move || {
-            if let Some(shared) = weak.upgrade() {
-                shared.wake.notify();
-            }
-        });
-        self.peers.push(PeerSlot {
-            id: new.id,
-            priority: new.peer.priority(),
-            peer: new.peer,
-            token: new.token,
-            rx: new.rx,
-            hub: new.hub,
-            done: false,
-            again: true,
-            queued: 0,
-            _hook: hook,
-        });
-    }
-
     fn poll_peers(&mut self, cx: &mut Context<'_>) {
         let mut removed = false;
         let mut i = 0;
@@ -251,108 +231,6 @@ impl Registry {
         if matches!(priority, RequestPriority::High) {
             self.shared.wake.notify();
         }
-    }
-
-    fn publisher(&self, i: usize) -> Publisher {
-        Publisher::new(
-            self.shared.clone(),
-            self.peers[i].hub.clone(),
-            self.shared.next_request_id(),
-        )
-    }
-
-    fn request(&self, cmd: &mut FetchCmd, tokens: &Tokens) -> Arc<Request> {
-        Arc::new(Request {
-            shared: self.shared.clone(),
-            method: cmd.method,
-            url: cmd.url.clone(),
-            headers: std::mem::take(&mut cmd.headers),
-            range: cmd.range,
-            check: std::sync::Mutex::new(cmd.check.take()),
-            cancel: tokens.group(),
-        })
-    }
-
-    fn hook(&self, group: &CancelGroup) -> CancelHook {
-        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
-        group.token().on_cancel(move || {
-            if let Some(shared) = weak.upgrade() {
-                shared.sweep.store(true, Ordering::Release);
-                shared.wake.notify();
-            }
-        })
-    }
-
-    fn accept_streaming(&mut self, i: usize, mut cmd: FetchCmd) {
-        let tokens = Tokens {
-            root: self.shared.root.clone(),
-            peer: self.peers[i].token.clone(),
-            epoch: cmd.cancel.take(),
-            caller: None,
-        };
-        let req = self.request(&mut cmd, &tokens);
-        let publisher = self.publisher(i);
-        let cmd_priority = cmd.priority.unwrap_or(RequestPriority::Low);
-        self.enqueued(&publisher, &req, cmd_priority);
-        let completion = Completion::new(cmd.on_complete.take(), Tracker::new(publisher, tokens));
-        let entry = Entry {
-            peer: self.peers[i].id,
-            cmd_priority,
-            _hook: self.hook(&req.cancel),
-            req,
-            kind: Kind::Streaming {
-                completion,
-                writer: cmd.writer.take(),
-                on_response: cmd.on_response.take(),
-                ready: cmd.ready.take(),
-            },
-        };
-        self.peers[i].queued += 1;
-        self.push(self.peers[i].priority, entry);
-    }
-
-    fn accept_imperative(&mut self, i: usize, msg: ImperativeMsg) {
-        let ImperativeMsg {
-            mut cmd,
-            tx,
-            collect,
-            caller,
-        } = msg;
-        let tokens = Tokens {
-            root: self.shared.root.clone(),
-            peer: self.peers[i].token.clone(),
-            epoch: cmd.cancel.take(),
-            caller: Some(caller),
-        };
-        let req = self.request(&mut cmd, &tokens);
-        let publisher = self.publisher(i);
-        let cmd_priority = cmd.priority.unwrap_or(RequestPriority::High);
-        self.enqueued(&publisher, &req, cmd_priority);
-        let entry = Entry {
-            peer: self.peers[i].id,
-            cmd_priority,
-            _hook: self.hook(&req.cancel),
-            req,
-            kind: Kind::Imperative {
-                tracker: Tracker::new(publisher, tokens),
-                tx,
-                collect,
-            },
-        };
-        self.push(self.peers[i].priority, entry);
-    }
-
-    fn enqueued(&self, publisher: &Publisher, req: &Request, priority: RequestPriority) {
-        publisher.publish(&DownloaderEvent::RequestEnqueued {
-            request_id: publisher.id,
-            url: req.url.clone(),
-            method: req.method,
-            priority,
-        });
-    }
-
-    fn push(&mut self, peer_priority: RequestPriority, entry: Entry) {
-        self.slots[slot_index(peer_priority, entry.cmd_priority)].push_back(entry);
     }
 
     /// Bookkeeping for an entry leaving the slots (dispatched or dropped).

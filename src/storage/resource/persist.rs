@@ -1,5 +1,6 @@
-//! The sidecar record of a file-backed [`StorageResource`]: what is
-//! written, when, and on which thread.
+//! The sidecar record of a file-backed
+//! [`StorageResource`](super::StorageResource): what is written, when, and
+//! on which thread.
 
 use std::sync::PoisonError;
 
