@@ -8,13 +8,22 @@
 //! on every executor.
 //!
 //! Backends for tokio, smol and async-std live in [`crate::backends`]; any
-//! other executor plugs in by implementing this one trait.
+//! other executor plugs in by implementing this one trait. With the
+//! `test-util` feature, `ThreadSpawn` runs tasks on plain threads and needs
+//! no runtime at all (for tests and examples).
+
+#[cfg(feature = "test-util")]
+mod thread;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use thread::ThreadSpawn;
 
 /// A boxed, `Send` future: the unit of work handed across the executor seam.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
