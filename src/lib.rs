@@ -26,7 +26,7 @@
 //! | `surf` (implies `async-std`) | `backends::surf::SurfClient` (unmaintained; prefer `smol-http`) |
 //! | `symphonia` | `symphonia_core::io::MediaSource` (symphonia 0.6) for [`Stream`] |
 //! | `symphonia-05` | the same for symphonia 0.5 |
-//! | `test-util` | `net::MemoryClient`, `net::MemoryResource`, `net::SeenRequest`: test doubles |
+//! | `test-util` | `net::MemoryClient`, `net::MemoryResource`, `net::SeenRequest`: test doubles; `rt::ThreadSpawn`: a `Spawn` on plain threads, no runtime needed |
 //! | `tracing` | `tracing` events (target `kithara_stream`): requests, answers, re-aims, retries, resumes, commits, failures |
 //!
 //! # Usage

@@ -8,13 +8,22 @@
 //! on every executor.
 //!
 //! Backends for tokio, smol and async-std live in [`crate::backends`]; any
-//! other executor plugs in by implementing this one trait.
+//! other executor plugs in by implementing this one trait. With the
+//! `test-util` feature, `ThreadSpawn` runs tasks on plain threads and needs
+//! no runtime at all (for tests and examples).
+
+#[cfg(feature = "test-util")]
+mod thread;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use thread::ThreadSpawn;
 
 /// A boxed, `Send` future: the unit of work handed across the executor seam.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -121,15 +130,13 @@ impl std::error::Error for Elapsed {}
 ///
 /// ```
 /// # use std::time::Duration;
-/// # use kithara_stream::rt::{timeout, BoxFuture, Spawn};
-/// # struct Now;
-/// # impl Spawn for Now {
-/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { futures::executor::block_on(t) }
-/// #     fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> { Box::pin(async {}) }
-/// # }
-/// // With a timer that fires at once, a never-ending future times out.
-/// let r = futures::executor::block_on(timeout(&Now, Duration::from_secs(1), futures::future::pending::<()>()));
-/// assert!(r.is_err());
+/// # use kithara_stream::rt::timeout;
+/// # let rt = kithara_stream::rt::ThreadSpawn::new();
+/// use futures::executor::block_on;
+///
+/// let never = futures::future::pending::<()>();
+/// assert!(block_on(timeout(&rt, Duration::from_millis(10), never)).is_err());
+/// assert_eq!(block_on(timeout(&rt, Duration::from_secs(60), async { 7 })), Ok(7));
 /// ```
 pub async fn timeout<S, F>(rt: &S, duration: Duration, fut: F) -> Result<F::Output, Elapsed>
 where

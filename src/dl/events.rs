@@ -70,17 +70,7 @@ pub enum CancelReason {
 ///
 /// ```
 /// # use std::{sync::Arc, time::Duration};
-/// # use kithara_stream::rt::{BoxFuture, Spawn};
-/// # struct Pool(futures::executor::ThreadPool);
-/// # impl Spawn for Pool {
-/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
-/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
-/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
-/// #         Box::pin(async move { let _ = rx.await; })
-/// #     }
-/// # }
-/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// # let spawn = Arc::new(kithara_stream::rt::ThreadSpawn::new());
 /// use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer};
 /// use kithara_stream::net::MemoryClient;
 ///
@@ -321,14 +311,9 @@ impl Drop for Hub {
 /// ```
 /// # use std::sync::Arc;
 /// # use kithara_stream::dl::{Downloader, DownloaderConfig};
-/// # use kithara_stream::rt::{BoxFuture, Spawn};
-/// # struct Inline;
-/// # impl Spawn for Inline {
-/// #     fn spawn(&self, _t: BoxFuture<'static, ()>) {}
-/// #     fn sleep(&self, _: std::time::Duration) -> BoxFuture<'static, ()> { Box::pin(futures::future::pending()) }
-/// # }
+/// # let spawn = Arc::new(kithara_stream::rt::ThreadSpawn::new());
 /// let dl = Downloader::new(DownloaderConfig::new(
-///     Arc::new(Inline),
+///     spawn,
 ///     Arc::new(kithara_stream::net::MemoryClient::new()),
 /// ));
 /// let events = dl.subscribe();
@@ -380,17 +365,7 @@ impl EventReceiver {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use kithara_stream::rt::{BoxFuture, Spawn};
-    /// # struct Pool(futures::executor::ThreadPool);
-    /// # impl Spawn for Pool {
-    /// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
-    /// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-    /// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    /// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
-    /// #         Box::pin(async move { let _ = rx.await; })
-    /// #     }
-    /// # }
-    /// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+    /// # let spawn = Arc::new(kithara_stream::rt::ThreadSpawn::new());
     /// use kithara_stream::dl::{Downloader, DownloaderConfig, DownloaderEvent, FetchCmd, Peer};
     /// use kithara_stream::net::MemoryClient;
     /// use kithara_stream::rt::timeout;

@@ -21,17 +21,7 @@ use crate::rt::BoxFuture;
 ///
 /// ```
 /// # use std::{sync::Arc, time::Duration};
-/// # use kithara_stream::rt::{BoxFuture, Spawn};
-/// # struct Pool(futures::executor::ThreadPool);
-/// # impl Spawn for Pool {
-/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { self.0.spawn_ok(t) }
-/// #     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-/// #         let (tx, rx) = futures::channel::oneshot::channel::<()>();
-/// #         std::thread::spawn(move || { std::thread::sleep(d); let _ = tx.send(()); });
-/// #         Box::pin(async move { let _ = rx.await; })
-/// #     }
-/// # }
-/// # let spawn = Arc::new(Pool(futures::executor::ThreadPool::new().unwrap()));
+/// # let spawn = Arc::new(kithara_stream::rt::ThreadSpawn::new());
 /// use kithara_stream::dl::{Downloader, DownloaderConfig, FetchCmd, Peer};
 /// use kithara_stream::net::{MemoryClient, MemoryResource};
 ///

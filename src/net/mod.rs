@@ -223,14 +223,9 @@ impl HttpResponse {
 ///
 /// ```
 /// use kithara_stream::net::blocking_body;
-/// # use kithara_stream::rt::{BoxFuture, Spawn};
-/// # struct Inline;
-/// # impl Spawn for Inline {
-/// #     fn spawn(&self, t: BoxFuture<'static, ()>) { futures::executor::block_on(t) }
-/// #     fn sleep(&self, _: std::time::Duration) -> BoxFuture<'static, ()> { Box::pin(async {}) }
-/// # }
+/// # let spawn = kithara_stream::rt::ThreadSpawn::new();
 /// let url = kithara_stream::url::Url::parse("http://127.0.0.1/a").unwrap();
-/// let body = blocking_body(std::io::Cursor::new(vec![7u8; 100_000]), url, Inline);
+/// let body = blocking_body(std::io::Cursor::new(vec![7u8; 100_000]), url, spawn);
 /// let chunks: Vec<_> = futures::executor::block_on(futures::StreamExt::collect(body));
 /// assert_eq!(chunks.iter().map(|c| c.as_ref().unwrap().len()).sum::<usize>(), 100_000);
 /// ```
