@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kithara_stream::dl::{Downloader, DownloaderConfig};
-use kithara_stream::net::HttpClient;
+use kithara_stream::net::{HttpClient, NetError};
 use kithara_stream::rt::{BoxFuture, Spawn};
 use url::Url;
 
@@ -167,22 +167,31 @@ impl Backend {
             }
             #[cfg(feature = "smol-http")]
             Kind::SmolHttp { raw } => {
-                use futures::StreamExt;
                 use kithara_stream::net::HttpRequest;
                 let client = raw.clone();
                 Box::pin(async move {
                     let t0 = Instant::now();
-                    let mut resp = client.send(HttpRequest::get(url)).await.unwrap();
+                    let resp = client.send(HttpRequest::get(url)).await.unwrap();
                     assert!(resp.status.is_success());
-                    let mut first = None;
-                    let mut n = 0u64;
-                    while let Some(chunk) = resp.body.next().await {
-                        first.get_or_insert_with(|| t0.elapsed());
-                        n += chunk.unwrap().len() as u64;
-                    }
-                    (first.unwrap_or_default(), n)
+                    drain_timed(resp.body, t0).await
                 })
             }
         }
     }
+}
+
+/// Drains a body into nothing: (time from `t0` to the first chunk, bytes).
+/// Panics on a body error (a bench has no use for a broken run).
+pub(crate) async fn drain_timed(
+    mut body: impl futures::Stream<Item = Result<bytes::Bytes, NetError>> + Unpin,
+    t0: Instant,
+) -> (Duration, u64) {
+    use futures::StreamExt;
+    let mut first = None;
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        first.get_or_insert_with(|| t0.elapsed());
+        n += chunk.unwrap().len() as u64;
+    }
+    (first.unwrap_or_default(), n)
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use kithara_stream::dl::{Downloader, FetchCmd};
 use url::Url;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, drain_timed};
 use crate::ours::{NoStreaming, StorageKind, ours_stream};
 use crate::plan::{Plan, READ_BUF, SEEK_SEED};
 use crate::proc::{Peak, Sampler, status_kb};
@@ -112,20 +112,12 @@ fn ours_once(
 /// The downloader alone: `PeerHandle::execute` and the body drained into
 /// nothing (no storage, no reader): (MB/s, ms to the first chunk).
 fn dl_drain_once(b: &Backend, dl: &Downloader, url: &Url, expect: u64) -> (f64, f64) {
-    use futures::StreamExt;
     let peer = dl.register(Arc::new(NoStreaming));
     let url = url.clone();
     let t0 = Instant::now();
     let (first, n) = b.block_on(b.spawn_join(async move {
         let resp = peer.execute(FetchCmd::get(url)).await.unwrap();
-        let mut body = resp.body;
-        let mut first = None;
-        let mut n = 0u64;
-        while let Some(chunk) = body.next().await {
-            first.get_or_insert_with(|| t0.elapsed());
-            n += chunk.unwrap().len() as u64;
-        }
-        (first.unwrap_or_default(), n)
+        drain_timed(resp.body, t0).await
     }));
     let d = t0.elapsed();
     assert_eq!(n, expect, "downloader body length");

@@ -5,6 +5,9 @@ use crate::plan::{MIB, Plan, READ_BUF};
 use crate::results::{Results, Seq, Series, median};
 use crate::wake::Wake;
 
+/// Picks one sequential case's series.
+type Case = fn(&Seq) -> &Series;
+
 /// `f` of each sequential case: "raw / downloader / memory / file /
 /// bounded".
 fn per_case(s: &Seq, f: fn(&Series) -> f64) -> String {
@@ -39,42 +42,28 @@ pub(crate) fn print_table(plan: &Plan, all: &[(&'static str, Results)], wake: Op
         row(format!("{what}: raw client, drained (MB/s)"), &|r| {
             format!("{:.0}", pick(r).raw.mbps())
         });
-        row(
-            format!("{what}: downloader alone, execute + drain (MB/s)"),
-            &|r| {
+        let vs_raw: [(&str, Case); 4] = [
+            ("downloader alone, execute + drain (MB/s)", |s| &s.dl),
+            (
+                "ours, memory storage (MB/s, ours/raw; target ≥ 0.90×)",
+                |s| &s.mem,
+            ),
+            (
+                "ours, file storage (MB/s, ours/raw; target ≥ 0.80×)",
+                |s| &s.file,
+            ),
+            (
+                "ours, bounded memory 16 MiB (MB/s, ours/raw; target ≥ 0.85×)",
+                |s| &s.bounded,
+            ),
+        ];
+        for (label, case) in vs_raw {
+            row(format!("{what}: {label}"), &|r| {
                 let s = pick(r);
-                format!("{:.0} ({:.2}×)", s.dl.mbps(), s.dl.mbps() / s.raw.mbps())
-            },
-        );
-        row(
-            format!("{what}: ours, memory storage (MB/s, ours/raw; target ≥ 0.90×)"),
-            &|r| {
-                let s = pick(r);
-                format!("{:.0} ({:.2}×)", s.mem.mbps(), s.mem.mbps() / s.raw.mbps())
-            },
-        );
-        row(
-            format!("{what}: ours, file storage (MB/s, ours/raw; target ≥ 0.80×)"),
-            &|r| {
-                let s = pick(r);
-                format!(
-                    "{:.0} ({:.2}×)",
-                    s.file.mbps(),
-                    s.file.mbps() / s.raw.mbps()
-                )
-            },
-        );
-        row(
-            format!("{what}: ours, bounded memory 16 MiB (MB/s, ours/raw; target ≥ 0.85×)"),
-            &|r| {
-                let s = pick(r);
-                format!(
-                    "{:.0} ({:.2}×)",
-                    s.bounded.mbps(),
-                    s.bounded.mbps() / s.raw.mbps()
-                )
-            },
-        );
+                let m = case(s).mbps();
+                format!("{m:.0} ({:.2}×)", m / s.raw.mbps())
+            });
+        }
         row(format!("{what}: raw, time to first chunk (ms)"), &|r| {
             format!("{:.2}", pick(r).raw.first())
         });
