@@ -101,7 +101,8 @@ pub use config::{
 };
 pub use peer::MAX_FETCH_FAILURES;
 pub use peer::live::{IcyTitle, LIVE_EVENT_CAPACITY, LiveEvent};
-use peer::{FilePeer, Opening, Shared, Terminal};
+use peer::plan::FilePeer;
+use peer::{Opening, Shared, Terminal};
 
 use crate::cancel::CancelToken;
 use crate::dl::{Downloader, PeerHandle};

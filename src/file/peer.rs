@@ -18,10 +18,7 @@ use crate::trace::trace;
 
 mod answer;
 pub(crate) mod live;
-mod plan;
-
-use plan::FetchCtx;
-pub(crate) use plan::FilePeer;
+pub(crate) mod plan;
 
 /// Consecutive failed fetches (each already retried/resumed by the
 /// downloader within its retry budget) without a byte of progress before
@@ -397,6 +394,7 @@ mod tests {
 
     use http::header;
 
+    use super::plan::FilePeer;
     use super::*;
     use crate::dl::{FetchCmd, Peer, RequestPriority};
     use crate::net::RangeSpec;

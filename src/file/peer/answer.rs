@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use http::{StatusCode, header};
 
-use super::{FetchCtx, MAX_FETCH_FAILURES, Shared, Terminal, is_generic_mime};
+use super::plan::FetchCtx;
+use super::{MAX_FETCH_FAILURES, Shared, Terminal, is_generic_mime};
 use crate::cancel::lock;
 use crate::dl::ResponseInfo;
 use crate::media::MediaInfo;

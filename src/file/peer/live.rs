@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{HeaderMap, header};
 
-use super::{FetchCtx, Shared};
+use super::Shared;
+use super::plan::FetchCtx;
 use crate::cancel::lock;
 use crate::dl::{FetchCmd, reject_html_response};
 use crate::file::icy::{IcyDemuxer, IcyError, IcyHeaders, IcyMetadata, IcyPart, parse_metaint};
@@ -302,7 +303,7 @@ mod tests {
     use super::*;
     use crate::cancel::CancelToken;
     use crate::dl::Peer;
-    use crate::file::peer::FilePeer;
+    use crate::file::peer::plan::FilePeer;
     use crate::net::RangeSpec;
     use crate::storage::StorageResource;
     use crate::timeline::Timeline;
