@@ -138,9 +138,10 @@ backend_tests! {
     }
 
     /// Down for longer than a (short, test-configured) budget: the waiting
-    /// read gets a typed, retryable network error; once the server is back
-    /// the next read plans the download again and the stream completes
-    /// byte-exact.
+    /// read gets a typed, retryable network error once the downloader's
+    /// budget is spent on the failing fetch (no more fetches, each retried
+    /// for a budget of its own); once the server is back the next read
+    /// plans the download again and the stream completes byte-exact.
     fn an_outage_past_the_budget_is_a_typed_error_then_a_read_resumes(env) {
         let server = TestServer::start();
         let body = pseudo_random(2 << 20, 33);
@@ -155,6 +156,7 @@ backend_tests! {
                     max_retries: None,
                 }),
         );
+        let events = dl.subscribe();
         let mut s = Stream::<HttpFile>::new(config(&dl, &server.url("/p"))).await.unwrap();
         let (err_tx, err_rx) = std::sync::mpsc::channel::<(SourceErrorKind, Instant)>();
         let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
@@ -175,6 +177,12 @@ backend_tests! {
         let (kind, at) = blocking(move || err_rx.recv_timeout(STEP).expect("a typed error")).await;
         eprintln!("[{}] gave up {:?} after the server went down: {kind:?}", env.name, at - down);
         assert_eq!(kind, SourceErrorKind::Transient, "[{}]", env.name);
+        let failed = events
+            .drain()
+            .iter()
+            .filter(|e| matches!(e, DownloaderEvent::RequestFailed { .. }))
+            .count();
+        assert_eq!(failed, 1, "[{}] the failing fetch only, no fetch after it", env.name);
         server.come_back();
         back_tx.send(()).unwrap();
         let (got, errors) = blocking(move || reader.join().unwrap()).await;

@@ -261,17 +261,20 @@ impl HttpFileSource {
         if config.icy {
             headers.insert("icy-metadata", http::HeaderValue::from_static("1"));
         }
-        let shared = Arc::new(Shared::new(
-            config.url,
-            headers,
-            storage.clone(),
-            timeline.clone(),
-            config.reaim_window,
-            // A partial cache's recorded length: a first answer of another
-            // length is another version.
-            known_len.or(storage.len_hint()),
-            Some(downloader.offload()),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                config.url,
+                headers,
+                storage.clone(),
+                timeline.clone(),
+                config.reaim_window,
+                // A partial cache's recorded length: a first answer of another
+                // length is another version.
+                known_len.or(storage.len_hint()),
+                Some(downloader.offload()),
+            )
+            .with_retry(downloader.config().retry),
+        );
         shared.set_icy(config.icy);
         let handle = downloader.register(Arc::new(FilePeer(shared.clone())));
         // A downloader that is shut down (or shuts down meanwhile) cancels

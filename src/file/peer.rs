@@ -4,13 +4,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
+use std::time::Instant;
 
 use http::HeaderMap;
 use url::Url;
 
 use crate::cancel::{CancelToken, lock};
 use crate::media::{AudioCodec, ContainerFormat, MediaInfo};
-use crate::net::{NetError, Validator};
+use crate::net::{NetError, RetryPolicy, Validator};
 use crate::offload::Offload;
 use crate::storage::{StorageError, StorageResource};
 use crate::timeline::Timeline;
@@ -64,6 +65,9 @@ struct State {
     /// `Some(false)` once a ranged request was answered with the whole body.
     ranges_supported: Option<bool>,
     failures: u32,
+    /// When the current run of failed fetches began: the last progress
+    /// of its first fetch (`None`: no failure since the last progress).
+    failing_since: Option<Instant>,
     error: Option<Terminal>,
     /// `error` is a give-up after transient failures: a read revives it.
     transient: bool,
@@ -96,6 +100,11 @@ pub(crate) struct Shared {
     pub(crate) storage: StorageResource,
     pub(crate) timeline: Timeline,
     pub(crate) reaim_window: u64,
+    /// The downloader's retry policy: a run of failed fetches that has
+    /// lasted its budget since its last progress is given up (the
+    /// downloader spent it retrying already). `None`: only
+    /// [`MAX_FETCH_FAILURES`] counts.
+    retry: Option<RetryPolicy>,
     /// Where a cache file's commit (an `fdatasync`) runs: the downloader's
     /// blocking pool. `None` for a complete cache (nothing to commit).
     offload: Option<Offload>,
@@ -147,6 +156,7 @@ impl Shared {
             storage,
             timeline,
             reaim_window,
+            retry: None,
             offload,
             consumed: Mutex::new(false),
             state: Mutex::new(State {
@@ -156,6 +166,13 @@ impl Shared {
             }),
             live: Mutex::default(),
         }
+    }
+
+    /// Gives up a run of failed fetches once the downloader's `policy`
+    /// has spent its budget on it (see `retry`).
+    pub(crate) fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 
     /// A shared state for a complete cache: headers known, done.
@@ -214,6 +231,7 @@ impl Shared {
             st.error = None;
             st.transient = false;
             st.failures = 0;
+            st.failing_since = None;
             st.waker.clone()
         };
         self.storage.recover();

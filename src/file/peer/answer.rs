@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use http::{StatusCode, header};
 
@@ -180,6 +181,7 @@ impl Shared {
                 .write_at(gap.start, &chunk[a..b])
                 .map_err(io::Error::other)?;
             ctx.stored += gap.end - gap.start;
+            ctx.progress = Instant::now();
             from = gap.end;
         }
         ctx.offset = off + n;
@@ -203,7 +205,7 @@ impl Shared {
         _bytes: u64,
         err: Option<&NetError>,
     ) {
-        let (id, start, end, offset, stored, stale, partial) = {
+        let (id, start, end, offset, stored, stale, partial, progress) = {
             let c = lock(ctx);
             (
                 c.id,
@@ -213,6 +215,7 @@ impl Shared {
                 c.stored,
                 c.token.is_cancelled(),
                 c.partial,
+                c.progress,
             )
         };
         let error = err.cloned();
@@ -239,6 +242,7 @@ impl Shared {
             match error {
                 None => {
                     st.failures = 0;
+                    st.failing_since = None;
                     if end.is_none() && !partial && st.len.is_none() {
                         // An unsized (chunked) 200 body ended: that is the
                         // length. (A 206 may end early by the server's
@@ -264,9 +268,19 @@ impl Shared {
                 {
                     if stored > 0 {
                         st.failures = 0;
+                        st.failing_since = None;
                     }
                     st.failures += 1;
-                    if st.failures >= MAX_FETCH_FAILURES {
+                    let since = *st.failing_since.get_or_insert(progress);
+                    // A retryable error is the downloader's give-up: it has
+                    // retried since the fetch's last progress, until its
+                    // next delay no longer fit the budget. Once the run is
+                    // that old, more fetches would only stretch the budget.
+                    let spent = e.is_retryable()
+                        && self.retry.is_some_and(|p| {
+                            since.elapsed().saturating_add(p.max_delay) > p.budget
+                        });
+                    if st.failures >= MAX_FETCH_FAILURES || spent {
                         fatal = Some(e);
                         transient = true;
                     }

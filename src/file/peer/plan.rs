@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::header;
 
@@ -90,6 +91,7 @@ impl Shared {
             frontier,
             token: token.clone(),
             if_range: if_range.clone(),
+            progress: Instant::now(),
         }));
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
@@ -135,6 +137,9 @@ pub(super) struct FetchCtx {
     pub(super) token: CancelToken,
     /// The validator the request sent in `If-Range`.
     pub(super) if_range: Option<Validator>,
+    /// When this fetch last stored a byte (when it was planned, before
+    /// its first): where a run of failures began.
+    pub(super) progress: Instant,
 }
 
 /// The [`Peer`] of one `HttpFile`: one fetch at a time, aimed at the reader
