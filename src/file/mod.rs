@@ -70,8 +70,10 @@
 //!   (`SourceError::Net` inside the `io::Error`).
 //! - Retryable failures after the headers: the downloader retries and
 //!   resumes each fetch for its retry budget (renewed by progress); the
-//!   peer then re-plans from the first missing byte, and gives up after
-//!   [`MAX_FETCH_FAILURES`] failed fetches in a row without progress. That
+//!   peer then re-plans from the first missing byte while that budget
+//!   lasts, counted from the last progress, and gives up once it is spent
+//!   or after [`MAX_FETCH_FAILURES`] failed fetches in a row without
+//!   progress, whichever comes first. That
 //!   give-up is **transient**: the first read that meets it (one waiting
 //!   then, or the next one that needs a missing byte) gets the typed error
 //!   (`SourceError::Net`); the read after that plans the download again

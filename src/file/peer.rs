@@ -23,7 +23,8 @@ pub(crate) mod plan;
 
 /// Consecutive failed fetches (each already retried/resumed by the
 /// downloader within its retry budget) without a byte of progress before
-/// the download gives up. That give-up is transient: the resource fails
+/// the download gives up, unless the downloader's retry budget, counted
+/// from the last progress, is spent first. That give-up is transient: the resource fails
 /// (the first read that needs a missing byte gets the typed error), and
 /// the read after that plans the download again from its frontier.
 pub const MAX_FETCH_FAILURES: u32 = 3;
