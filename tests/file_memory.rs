@@ -36,7 +36,6 @@ fn open(dl: &Downloader) -> Result<Stream<HttpFile>, SourceError> {
     block_on_timeout(LIMIT, Stream::<HttpFile>::new(cfg))
 }
 
-/// Reads to the end on a plain thread (bounded by the read timeout).
 /// A config for [`URL`] on `dl`, cached in the file at `path`.
 fn cached(dl: &Downloader, path: &std::path::Path) -> HttpFileConfig {
     HttpFileConfig::new(URL)
@@ -45,6 +44,7 @@ fn cached(dl: &Downloader, path: &std::path::Path) -> HttpFileConfig {
         .cache_file(path)
 }
 
+/// Reads to the end on a plain thread (bounded by the read timeout).
 fn read_all(mut s: Stream<HttpFile>) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(LIMIT));
     within(2 * LIMIT, "read_to_end", move || {
@@ -410,4 +410,51 @@ fn cache_file_dropped_right_after_the_last_byte_reopens_complete() {
         assert!(again.source().is_complete(), "round {i}: reopened partial");
     }
     assert_eq!(client.requests().len(), 20, "one request per file");
+}
+
+/// Dropping a stream while its fetch is writing ends the request as
+/// cancelled (`RequestCancelled`, by the peer's cancel), never as a failed
+/// write into the storage the stream took with it.
+#[test]
+fn dropping_a_stream_mid_write_reports_the_request_cancelled() {
+    let spawn = PoolSpawn::new();
+    let mem = MemoryClient::new();
+    mem.insert_resource(
+        URL,
+        MemoryResource::new(vec![5u8; 8 << 20]).chunk_size(4096),
+    );
+    let dl = downloader(&spawn, mem);
+    let events = dl.subscribe();
+    for _ in 0..30 {
+        let mut s = open(&dl).unwrap();
+        let mut buf = [0u8; 4096];
+        s.read_exact(&mut buf).unwrap();
+        drop(s);
+    }
+    assert!(
+        wait_until(LIMIT, || dl.inflight() == 0),
+        "fetches still running"
+    );
+    let seen = events.drain();
+    let failed: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, DownloaderEvent::RequestFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let cancelled = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                DownloaderEvent::RequestCancelled {
+                    reason: CancelReason::PeerCancel,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        cancelled > 0,
+        "no fetch was running at a drop: the test tested nothing"
+    );
 }

@@ -82,7 +82,14 @@ pub(crate) async fn run_streaming(
                     break;
                 }
                 if let Err(e) = writer(chunk) {
-                    error = Some(writer_error(&e));
+                    // A consumer that fails because the command was
+                    // cancelled meanwhile (its storage went with it) ends
+                    // a cancelled command.
+                    error = Some(if req.cancel.is_cancelled() {
+                        NetError::Cancelled
+                    } else {
+                        writer_error(&e)
+                    });
                     break;
                 }
                 total += n;

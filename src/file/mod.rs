@@ -571,10 +571,13 @@ fn terminal_error(t: Terminal) -> SourceError {
 }
 
 impl Drop for HttpFileSource {
-    /// Stops the writers (the peer handle's drop cancels the fetches and
-    /// closes connections). The storage's last handle records what is
-    /// present for a cache resume, on the downloader's blocking pool.
+    /// Stops the writers: the peer handle's drop cancels the fetches and
+    /// closes connections, then the storage is cancelled (in that order, so
+    /// a fetch writing meanwhile ends as cancelled, not as a failed write).
+    /// The storage's last handle records what is present for a cache
+    /// resume, on the downloader's blocking pool.
     fn drop(&mut self) {
+        drop(self.handle.take());
         self.cancel.cancel();
     }
 }
