@@ -1,5 +1,5 @@
-//! No blocking file work on an executor thread: opens, commits, failures
-//! and drops of cache files all run on the blocking pool.
+//! No blocking file work on an executor thread: opens, commits, failures,
+//! drops and version resets of cache files all run on the blocking pool.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -140,6 +140,29 @@ fn cache_file_work_never_runs_on_the_executor_thread() {
         "resumed"
     );
     drop(again);
+
+    // A partial cache of another version (another length): the old bytes
+    // are dropped (a truncate and a synced sidecar) before the new ones.
+    {
+        let old = crate::storage::StorageResource::open_file(
+            dir.path().join("changed.bin"),
+            crate::cancel::CancelToken::new(),
+        )
+        .unwrap();
+        old.write_at(0, &[9; 100_000]).unwrap();
+        old.set_len_hint(Some(4_000_000));
+        // Records the version (no validator; that length) with the bytes.
+        old.set_validator(None);
+    }
+    let _ = guard::take();
+    let mut s = open("http://127.0.0.1/ok", "changed.bin").unwrap();
+    s.set_read_timeout(Some(LIMIT));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let first_diff = got.iter().zip(&body).position(|(a, b)| a != b);
+    assert!(got == body, "the new version, whole: {} bytes, first difference at {first_diff:?}", got.len());
+    assert_eq!(s.source().version_restarts(), 1);
+    drop(s);
 
     wait_for("ticks", || ticks.load(Ordering::Relaxed) > 20);
     let violations = guard::take();

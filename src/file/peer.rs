@@ -538,6 +538,11 @@ mod tests {
         );
     }
 
+    /// Ends a fetch as the downloader would, with `err`.
+    fn complete(cmd: &mut FetchCmd, err: Option<&NetError>) {
+        (cmd.on_complete.take().unwrap())(0, None, err);
+    }
+
     fn feed(cmd: &mut FetchCmd, data: &[u8]) -> io::Result<()> {
         (cmd.writer.as_mut().unwrap())(bytes::Bytes::copy_from_slice(data))
     }
@@ -668,20 +673,35 @@ mod tests {
         feed(&mut first, &[1; 100]).unwrap();
         s.want(500);
         let mut next = first_fetch(&s);
-        respond(&mut next, &answer(1000, None, "\"v2\"")).unwrap();
+        // The answer is rejected (no byte of it lands next to v1); its
+        // completion drops v1 and the next fetch gets v2.
+        let err = respond(&mut next, &answer(1000, None, "\"v2\"")).unwrap_err();
+        assert!(matches!(err, NetError::ResourceChanged { .. }), "{err:?}");
+        assert!(
+            s.storage.contains_range(0..100),
+            "v1 kept until the fetch ends"
+        );
+        complete(&mut next, Some(&err));
         assert_eq!(s.restarts(), 1);
         assert!(!s.storage.contains_range(0..1), "old bytes dropped");
-        assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
+        assert_eq!(s.validator(), None, "v1 forgotten");
         assert_eq!(
             s.ranges_supported(),
             None,
             "a failed If-Range is not a range-less server"
         );
-        // The 200 body is the new version from byte 0: all of it is kept.
-        feed(&mut next, &[2; 600]).unwrap();
-        let mut buf = [0; 600];
-        assert_eq!(s.storage.read_at(0, &mut buf).unwrap(), 600);
-        assert_eq!(buf, [2; 600]);
+        assert!(s.terminal().is_none());
+        // The next fetch asks for the reader's bytes of whatever version
+        // the server has now.
+        let mut next = first_fetch(&s);
+        assert!(next.headers.get(header::IF_RANGE).is_none());
+        assert_eq!(next.range, Some(RangeSpec::from_start(500)));
+        respond(&mut next, &answer(1000, Some(500), "\"v2\"")).unwrap();
+        assert_eq!(s.validator(), Some(Validator::ETag("\"v2\"".into())));
+        feed(&mut next, &[2; 500]).unwrap();
+        let mut buf = [0; 500];
+        assert_eq!(s.storage.read_at(500, &mut buf).unwrap(), 500);
+        assert_eq!(buf, [2; 500]);
         assert!(s.terminal().is_none());
     }
 
@@ -705,6 +725,7 @@ mod tests {
             matches!(rejected, Err(NetError::ResourceChanged { .. })),
             "{rejected:?}"
         );
+        complete(&mut next, rejected.as_ref().err());
         match s.terminal() {
             Some(Terminal::Net(NetError::ResourceChanged { old, new, .. })) => {
                 assert_eq!(*old, Validator::ETag("\"v1\"".into()));
@@ -802,9 +823,15 @@ mod tests {
             }
             s.want(500);
             let mut second = first_fetch(&s);
-            // A rejected answer gets no body: the downloader ends the fetch.
-            let wrote_v2 = respond(&mut second, &answer(1000, None, "\"v2\"")).is_ok()
-                && feed(&mut second, &[2; 100]).is_ok();
+            // The answer is rejected (another version): the downloader
+            // ends the fetch, whose completion restarts or fails.
+            let rejected = respond(&mut second, &answer(1000, None, "\"v2\"")).unwrap_err();
+            complete(&mut second, Some(&rejected));
+            let wrote_v2 = s.terminal().is_none() && {
+                let mut third = first_fetch(&s);
+                respond(&mut third, &answer(1000, None, "\"v2\"")).is_ok()
+                    && feed(&mut third, &[2; 100]).is_ok()
+            };
             let seen = reader.join().unwrap();
             let v1 = seen.contains(&1);
             let v2 = seen.contains(&2);

@@ -62,7 +62,6 @@ impl Shared {
         };
         ctx.frontier.store(ctx.offset, Ordering::Release);
         let new = Validator::from_headers(headers);
-        let consumed = lock(&self.consumed);
         let mut st = lock(&self.state);
         let old = ctx.if_range.clone().or_else(|| st.validator.clone());
         // Another version: a validator that differs (a 206 without one says
@@ -86,25 +85,13 @@ impl Shared {
                     st.len.unwrap_or_default()
                 )),
             };
-            if *consumed {
-                // The reader has bytes of the old version: fail, and leave
-                // no stale range behind.
-                drop(st);
-                drop(consumed);
-                let _ = self.storage.reset();
-                self.fail(Terminal::Net(error.clone()));
-                return Err(error);
-            }
-            // Nothing read yet: drop the old version, go on with this one.
-            if let Err(e) = self.storage.reset() {
-                drop(st);
-                drop(consumed);
-                return Err(reject(format!("cannot drop the old version: {e}")));
-            }
-            st.forget_version();
-            st.headers_known = false;
+            // No byte of this answer is stored: its fetch ends, and its
+            // completion drops the old version (off the executor's threads
+            // for a cache file) and starts over or fails
+            // (`version_changed`).
+            ctx.changed = true;
+            return Err(error);
         }
-        drop(consumed);
         let refuses_ranges = headers
             .get(header::ACCEPT_RANGES)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"none"));
@@ -115,7 +102,7 @@ impl Shared {
         }
         // A 200 to a Range (not one that answers a failed `If-Range`), or
         // `Accept-Ranges: none` (RFC 9110 §14.3).
-        if (ctx.ranged && !ctx.partial && ctx.start > 0 && !changed) || refuses_ranges {
+        if (ctx.ranged && !ctx.partial && ctx.start > 0) || refuses_ranges {
             st.ranges_supported = Some(false);
         } else if ctx.partial {
             st.ranges_supported = Some(true);
@@ -205,7 +192,7 @@ impl Shared {
         _bytes: u64,
         err: Option<&NetError>,
     ) {
-        let (id, start, end, offset, stored, stale, partial, progress) = {
+        let (id, start, end, offset, stored, stale, partial, progress, changed) = {
             let c = lock(ctx);
             (
                 c.id,
@@ -216,15 +203,16 @@ impl Shared {
                 c.token.is_cancelled(),
                 c.partial,
                 c.progress,
+                c.changed,
             )
         };
         let error = err.cloned();
-        if let Some(e @ NetError::ResourceChanged { .. }) = &error
+        if let Some(e) = &error
+            && (changed || matches!(e, NetError::ResourceChanged { .. }))
             && !stale
         {
-            // A resume found another version (`dl` sent `If-Range`), or
-            // the check did after the reader had bytes (then the resource
-            // has failed already).
+            // The check found another version, or a resume did (`dl` sent
+            // `If-Range`).
             self.version_changed(id, e.clone());
             return;
         }
@@ -302,11 +290,27 @@ impl Shared {
 }
 
 impl Shared {
-    /// The downloader found that the resource changed (a resume answered
-    /// `200` to its `If-Range`): with nothing read yet, the stored bytes are
-    /// dropped and the download starts over on the new version; otherwise
-    /// the resource fails with `error` (and storage is emptied).
+    /// Fetch `id` found that the resource changed (its check saw another
+    /// version, or a resume was answered `200` to its `If-Range`): with
+    /// nothing read yet, the stored bytes are dropped and the download
+    /// starts over on the new version; otherwise the resource fails with
+    /// `error` (and storage is emptied).
     pub(super) fn version_changed(self: &Arc<Self>, id: u64, error: NetError) {
+        match &self.offload {
+            // A cache file's reset truncates it and syncs its sidecar:
+            // off the executor's threads. The fetch stays active (nothing
+            // else is planned) until it ran.
+            Some(off) if self.storage.path().is_some() => {
+                let this = self.clone();
+                off.run(move || this.drop_old_version(id, error));
+            }
+            _ => self.drop_old_version(id, error),
+        }
+    }
+
+    /// [`version_changed`](Self::version_changed)'s work: blocking file I/O
+    /// for a cache file.
+    fn drop_old_version(self: &Arc<Self>, id: u64, error: NetError) {
         let consumed = lock(&self.consumed);
         let mut st = lock(&self.state);
         if st.active.as_ref().is_some_and(|a| a.id == id) {

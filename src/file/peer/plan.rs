@@ -92,6 +92,7 @@ impl Shared {
             token: token.clone(),
             if_range: if_range.clone(),
             progress: Instant::now(),
+            changed: false,
         }));
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
@@ -140,6 +141,8 @@ pub(super) struct FetchCtx {
     /// When this fetch last stored a byte (when it was planned, before
     /// its first): where a run of failures began.
     pub(super) progress: Instant,
+    /// The check rejected the answer for being another version.
+    pub(super) changed: bool,
 }
 
 /// The [`Peer`] of one `HttpFile`: one fetch at a time, aimed at the reader
