@@ -886,6 +886,21 @@ fn a_lying_content_range_is_rejected_before_the_check() {
             "bytes 40-49/100",
             "a part, not the whole resource",
         ),
+        (
+            StatusCode::OK,
+            "bytes 0-9/100",
+            "a part, not the whole resource",
+        ),
+        (
+            StatusCode::OK,
+            "bytes 90-99/100",
+            "a part, not the whole resource",
+        ),
+        (
+            StatusCode::OK,
+            "bytes 0-9/*",
+            "a part, not the whole resource",
+        ),
         (StatusCode::OK, "bytes 0-9/10", ""),
     ] {
         let dl = Downloader::new(config(&spawn, LyingRange(status, content_range)));

@@ -160,7 +160,11 @@ fn cache_file_work_never_runs_on_the_executor_thread() {
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     let first_diff = got.iter().zip(&body).position(|(a, b)| a != b);
-    assert!(got == body, "the new version, whole: {} bytes, first difference at {first_diff:?}", got.len());
+    assert!(
+        got == body,
+        "the new version, whole: {} bytes, first difference at {first_diff:?}",
+        got.len()
+    );
     assert_eq!(s.source().version_restarts(), 1);
     drop(s);
 
