@@ -1,4 +1,4 @@
-//! Establishing a request: attempts, status and validation checks, and
+//! Establishing a request: attempts, status and answer checks, and
 //! the retry policy until the headers of an acceptable answer are in.
 
 use std::future::Future;

@@ -73,8 +73,8 @@ use crate::net::NetError;
 /// [`FetchCmd::writer_bytes`](crate::dl::FetchCmd::writer_bytes)).
 pub type WriterFn = Box<dyn FnMut(bytes::Bytes) -> io::Result<()> + Send>;
 
-/// Receives the response headers once, after validation and before the
-/// first body byte.
+/// Receives the response headers once, after the checks passed (the
+/// downloader's and [`FetchCmd::check`]) and before the first body byte.
 pub type OnResponseFn = Box<dyn FnOnce(&HeaderMap) + Send>;
 
 /// Called exactly once per accepted streaming command:
