@@ -855,6 +855,73 @@ fn a_retryable_check_error_is_retried_like_a_failed_attempt() {
     assert_eq!(retried, 2);
 }
 
+/// A 1000-byte resource whose first body fails after 300 bytes; each
+/// resume is answered `206` with the given `Content-Range` (and the bytes
+/// it names, of the right content).
+struct BadResume(&'static str);
+
+impl HttpClient for BadResume {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, NetError>> {
+        let body = pattern(1000, 7).to_vec();
+        let url = req.url.clone();
+        let resume = req.headers.contains_key(http::header::RANGE);
+        let mut headers = http::HeaderMap::new();
+        let (status, stream): (_, kithara_stream::net::ByteStream) = if resume {
+            headers.insert(http::header::CONTENT_RANGE, self.0.parse().unwrap());
+            let part = Bytes::copy_from_slice(&body[300..]);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Box::pin(futures::stream::iter([Ok(part)])),
+            )
+        } else {
+            headers.insert(http::header::CONTENT_LENGTH, 1000.into());
+            let head = Bytes::copy_from_slice(&body[..300]);
+            let cut = NetError::Transport {
+                kind: kithara_stream::net::TransportKind::Body,
+                url,
+                message: "cut".into(),
+            };
+            (
+                StatusCode::OK,
+                Box::pin(futures::stream::iter([Ok(head), Err(cut)])),
+            )
+        };
+        Box::pin(async move { Ok(HttpResponse::new(status, headers, stream)) })
+    }
+}
+
+/// A resume must continue the same body: a `206` that ends elsewhere or
+/// names another total length is an error, and no byte of it is written.
+#[test]
+fn a_resume_that_ends_elsewhere_or_names_another_length_fails() {
+    let spawn = PoolSpawn::new();
+    for (content_range, ok) in [
+        ("bytes 300-999/1000", true),
+        ("bytes 300-799/1000", false),
+        ("bytes 300-999/2000", false),
+        ("bytes 300-999/*", true),
+    ] {
+        let dl = Downloader::new(
+            config(&spawn, BadResume(content_range)).retry(RetryPolicy::new(
+                2,
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            )),
+        );
+        let (c, bytes, _) = one_stream(&dl, |c| c, "/x");
+        if ok {
+            assert!(c.error.is_none(), "{content_range}: {c:?}");
+            assert_eq!(bytes, pattern(1000, 7).to_vec(), "{content_range}");
+            continue;
+        }
+        assert!(
+            matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason.starts_with("cannot resume")),
+            "{content_range}: {c:?}"
+        );
+        assert_eq!(bytes, pattern(1000, 7)[..300].to_vec(), "{content_range}");
+    }
+}
+
 /// Answers every request with a fixed status and `Content-Range`, and ten
 /// bytes.
 struct LyingRange(StatusCode, &'static str);
