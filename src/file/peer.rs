@@ -410,6 +410,7 @@ impl Shared {
 mod tests {
     use std::io;
     use std::task::{Context, Poll};
+    use std::time::Duration;
 
     use http::header;
 
@@ -604,6 +605,19 @@ mod tests {
         h.insert(header::CONTENT_RANGE, "bytes 0-599/1000".parse().unwrap());
         respond(&mut cmd, &h).unwrap();
         assert_eq!(s.len(), Some(1000));
+        assert_eq!(s.ranges_supported(), Some(true));
+    }
+
+    /// A `200` to any ranged request, one from byte 0 with an end too, is a
+    /// server that ignores `Range`.
+    #[test]
+    fn a_200_to_a_gap_fill_from_zero_is_a_rangeless_server() {
+        let s = shared();
+        s.storage.write_at(600, &[1; 400]).unwrap();
+        let mut cmd = first_fetch(&s);
+        assert_eq!(cmd.range, Some(RangeSpec::new(0, Some(599)).unwrap()));
+        respond(&mut cmd, &answer(1000, None, "")).unwrap();
+        assert_eq!(s.ranges_supported(), Some(false));
     }
 
     /// A resume continues the body the first answer started: only the HTML
@@ -845,6 +859,110 @@ mod tests {
             } else {
                 assert!(wrote_v2 && s.terminal().is_none() && s.restarts() == 1);
             }
+        }
+    }
+
+    fn transport(kind: crate::net::TransportKind) -> NetError {
+        NetError::Transport {
+            kind,
+            url: Url::parse("http://127.0.0.1/x").unwrap(),
+            message: "down".into(),
+        }
+    }
+
+    fn invalid() -> NetError {
+        NetError::InvalidResponse {
+            url: Url::parse("http://127.0.0.1/x").unwrap(),
+            reason: "lies".into(),
+        }
+    }
+
+    /// How a failed fetch is judged: before the headers every error is
+    /// `Stream::new`'s; after them a retryable one (or a malformed answer
+    /// after progress) plans the fetch again, [`MAX_FETCH_FAILURES`] of them
+    /// in a row without progress give up (transiently), and any other
+    /// error is final.
+    #[test]
+    fn failed_fetches_are_retried_counted_or_final() {
+        use crate::net::TransportKind::{Body, Connect};
+        // Before the headers: final, even if retryable.
+        let s = shared();
+        complete(&mut first_fetch(&s), Some(&transport(Connect)));
+        assert!(
+            matches!(
+                s.terminal(),
+                Some(Terminal::Net(NetError::Transport { .. }))
+            ),
+            "{:?}",
+            s.terminal().is_some()
+        );
+        assert_eq!(s.transient_failure(), None, "not a give-up");
+
+        // After them: retried, MAX_FETCH_FAILURES in a row give up.
+        let s = shared();
+        let mut cmd = first_fetch(&s);
+        respond(&mut cmd, &answer(1000, None, "")).unwrap();
+        feed(&mut cmd, &[1; 100]).unwrap();
+        complete(&mut cmd, Some(&transport(Body)));
+        for n in 1..MAX_FETCH_FAILURES {
+            assert!(s.terminal().is_none(), "gave up after {n} failures");
+            complete(&mut first_fetch(&s), Some(&transport(Connect)));
+        }
+        assert!(s.transient_failure().is_some(), "a transient give-up");
+
+        // A malformed answer after progress is retried (a server that
+        // ignores Range dropped the connection); without progress it is
+        // final.
+        let s = shared();
+        let mut cmd = first_fetch(&s);
+        respond(&mut cmd, &answer(1000, None, "")).unwrap();
+        feed(&mut cmd, &[1; 100]).unwrap();
+        complete(&mut cmd, Some(&invalid()));
+        assert!(s.terminal().is_none(), "retried after progress");
+        complete(&mut first_fetch(&s), Some(&invalid()));
+        assert!(
+            matches!(
+                s.terminal(),
+                Some(Terminal::Net(NetError::InvalidResponse { .. }))
+            ),
+            "final without progress"
+        );
+        assert_eq!(s.transient_failure(), None);
+    }
+
+    /// The downloader spent its retry budget on the failing fetch (its
+    /// last progress is older than the budget): no more fetches, a
+    /// transient give-up at once. A young run is retried.
+    #[test]
+    fn a_run_of_failures_older_than_the_retry_budget_gives_up_at_once() {
+        let policy = |budget_ms| crate::net::RetryPolicy {
+            budget: Duration::from_millis(budget_ms),
+            max_delay: Duration::from_millis(10),
+            ..crate::net::RetryPolicy::default()
+        };
+        for (budget_ms, gives_up) in [(20, true), (60_000, false)] {
+            let s = Arc::new(
+                Shared::new(
+                    Url::parse("http://127.0.0.1/x").unwrap(),
+                    HeaderMap::new(),
+                    StorageResource::memory(CancelToken::new()),
+                    Timeline::new(),
+                    16,
+                    None,
+                    None,
+                )
+                .with_retry(policy(budget_ms)),
+            );
+            let mut cmd = first_fetch(&s);
+            respond(&mut cmd, &answer(1000, None, "")).unwrap();
+            feed(&mut cmd, &[1; 100]).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            complete(&mut cmd, Some(&transport(crate::net::TransportKind::Body)));
+            assert_eq!(
+                s.transient_failure().is_some(),
+                gives_up,
+                "budget {budget_ms} ms"
+            );
         }
     }
 

@@ -100,9 +100,9 @@ impl Shared {
         if let Some(a) = st.active.as_mut().filter(|a| a.id == ctx.id) {
             a.start = a.start.min(ctx.offset);
         }
-        // A 200 to a Range (not one that answers a failed `If-Range`), or
-        // `Accept-Ranges: none` (RFC 9110 §14.3).
-        if (ctx.ranged && !ctx.partial && ctx.start > 0) || refuses_ranges {
+        // A 200 to a Range (one that answers a failed `If-Range` was
+        // rejected above), or `Accept-Ranges: none` (RFC 9110 §14.3).
+        if (ctx.ranged && !ctx.partial) || refuses_ranges {
             st.ranges_supported = Some(false);
         } else if ctx.partial {
             st.ranges_supported = Some(true);
