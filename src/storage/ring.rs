@@ -21,12 +21,16 @@
 //! Evicted bytes leave the range set: they are simply not present.
 
 use super::RangeSet;
+use super::memory::{PAGE, PageBuf, recycle};
 use std::collections::BTreeMap;
 
 /// Page size of the bounded backend: small enough that the budget is used
 /// finely (a 4 MiB budget is 64 pages), big enough that bookkeeping is
 /// nothing next to the copies.
 pub(crate) const RING_PAGE: u64 = 64 * 1024;
+
+/// Ring pages per block (a page of the memory backend's pool).
+const PER_BLOCK: usize = PAGE / RING_PAGE as usize;
 
 /// The smallest budget accepted (smaller ones are raised to it).
 pub const MIN_BUDGET: u64 = 1 << 20;
@@ -39,15 +43,33 @@ pub(crate) struct Placed {
 
 /// The pages and their budget. Lives inside the resource's data lock:
 /// writes hold it exclusively (they may evict), reads shared.
+///
+/// The pages live in **blocks**: 1 MiB pages of the process-wide
+/// [`PagePool`](super::PagePool), taken as the ring first needs them and
+/// given back when it drops, so a player's next track (bounded or not)
+/// reuses them instead of asking the kernel for fresh, zeroed memory, which
+/// costs more CPU than the bytes' trip through the pipeline. A budget that
+/// is not a whole number of blocks ends in a smaller block of its own.
 pub(crate) struct Ring {
-    pages: BTreeMap<u64, Box<[u8]>>,
-    free: Vec<Box<[u8]>>,
-    /// Pages ever allocated (live + free), at most `max_pages`.
+    /// Page index → the slot holding it.
+    pages: BTreeMap<u64, usize>,
+    /// Slot `s` is page `s % PER_BLOCK` of block `s / PER_BLOCK`.
+    blocks: Vec<PageBuf>,
+    /// Slots ever handed out, at most `max_pages`; slots never go back (a
+    /// full ring reuses its victims' slots).
     allocated: usize,
     max_pages: usize,
     /// The window size in bytes (a multiple of the page size).
     window: u64,
     look_behind: u64,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Whole pool pages go back to the pool; a short last block is freed.
+        let blocks = std::mem::take(&mut self.blocks);
+        recycle(blocks.into_iter().filter(|b| b.bytes().len() == PAGE));
+    }
 }
 
 impl Ring {
@@ -62,7 +84,7 @@ impl Ring {
         let slack = (budget / 8).div_ceil(RING_PAGE).max(2) * RING_PAGE;
         Self {
             pages: BTreeMap::new(),
-            free: Vec::new(),
+            blocks: Vec::new(),
             allocated: 0,
             max_pages,
             window: budget - slack,
@@ -75,9 +97,9 @@ impl Ring {
         self.max_pages as u64 * RING_PAGE
     }
 
-    /// Bytes resident in pages now (live and free).
+    /// Bytes of the blocks held now (never more than the budget).
     pub(crate) fn resident(&self) -> u64 {
-        self.allocated as u64 * RING_PAGE
+        self.blocks.iter().map(|b| b.bytes().len() as u64).sum()
     }
 
     fn lo(&self, cursor: u64) -> u64 {
@@ -116,15 +138,21 @@ impl Ring {
         }
     }
 
-    /// A buffer for page `idx`, evicting a page if need be (its range leaves
+    /// A slot for page `idx`, evicting a page if need be (its range leaves
     /// `available`); `None` when no page may give way.
-    fn take_page(&mut self, idx: u64, cursor: u64, available: &mut RangeSet) -> Option<Box<[u8]>> {
-        if let Some(buf) = self.free.pop() {
-            return Some(buf);
-        }
+    fn take_slot(&mut self, idx: u64, cursor: u64, available: &mut RangeSet) -> Option<usize> {
         if self.allocated < self.max_pages {
+            let slot = self.allocated;
+            if slot >= self.blocks.len() * PER_BLOCK {
+                let left = self.max_pages - slot;
+                self.blocks.push(if left >= PER_BLOCK {
+                    PageBuf::take()
+                } else {
+                    PageBuf::Heap(vec![0; left * RING_PAGE as usize].into_boxed_slice())
+                });
+            }
             self.allocated += 1;
-            return Some(vec![0; RING_PAGE as usize].into_boxed_slice());
+            return Some(slot);
         }
         let lo = self.lo(cursor);
         let hi = lo.saturating_add(self.window);
@@ -148,6 +176,18 @@ impl Ring {
         self.pages.remove(&victim)
     }
 
+    /// Where in its block slot `slot` lies.
+    fn slot_span(slot: usize) -> (usize, std::ops::Range<usize>) {
+        let start = (slot % PER_BLOCK) * RING_PAGE as usize;
+        (slot / PER_BLOCK, start..start + RING_PAGE as usize)
+    }
+
+    /// The bytes of page `idx`, if it is held.
+    fn page(&self, idx: u64) -> Option<&[u8]> {
+        let (block, span) = Self::slot_span(*self.pages.get(&idx)?);
+        self.blocks.get(block)?.bytes().get(span)
+    }
+
     /// Stores the longest prefix of `data` at `offset` that has room, with
     /// the reader at `cursor`, and marks it present in `available`. The
     /// caller has checked that `offset + data.len()` does not overflow.
@@ -162,17 +202,28 @@ impl Ring {
         for Piece { idx, within, at } in pieces(offset, data.len()) {
             let n = at.len();
             let pos = offset + at.start as u64;
-            if !self.pages.contains_key(&idx) {
-                let Some(buf) = self.take_page(idx, cursor, available) else {
-                    break;
-                };
-                // A fresh page holds nothing: whatever was present there
-                // went with the page it replaced.
-                self.pages.insert(idx, buf);
-            }
-            if let Some(page) = self.pages.get_mut(&idx) {
-                page[within..within + n].copy_from_slice(&data[at]);
-            }
+            let slot = match self.pages.get(&idx) {
+                Some(&slot) => slot,
+                None => {
+                    let Some(slot) = self.take_slot(idx, cursor, available) else {
+                        break;
+                    };
+                    // A fresh page holds nothing: whatever was present
+                    // there went with the page it replaced.
+                    self.pages.insert(idx, slot);
+                    slot
+                }
+            };
+            let (block, span) = Self::slot_span(slot);
+            let Some(page) = self
+                .blocks
+                .get_mut(block)
+                .and_then(|b| b.bytes_mut().get_mut(span))
+            else {
+                // Unreachable: every slot handed out lies in a block.
+                break;
+            };
+            page[within..within + n].copy_from_slice(&data[at]);
             available.insert(pos..pos + n as u64);
             done += n;
         }
@@ -186,7 +237,7 @@ impl Ring {
         for Piece { idx, within, at } in pieces(offset, buf.len()) {
             let n = at.len();
             let dst = &mut buf[at];
-            match self.pages.get(&idx) {
+            match self.page(idx) {
                 Some(page) => dst.copy_from_slice(&page[within..within + n]),
                 None => dst.fill(0),
             }
