@@ -104,6 +104,35 @@ fn run(bounded: bool, total: usize, chunk: usize) -> Run {
     }
 }
 
+/// The storage's own cost, no threads: one thread writes 16 KiB chunks
+/// and reads each 64 KiB back as it completes (a bounded resource evicts
+/// a page for every page written once its budget is full). GB/s through
+/// the resource, best of 5.
+fn lockstep(bounded: bool, total: usize) -> f64 {
+    let chunk: Vec<u8> = (0..16 << 10).map(|i: usize| (i * 7 + 3) as u8).collect();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let res = if bounded {
+            StorageResource::bounded(BUDGET, LOOK_BEHIND, CancelToken::new())
+        } else {
+            StorageResource::memory(CancelToken::new())
+        };
+        let start = Instant::now();
+        let mut off = 0usize;
+        while off < total {
+            for _ in 0..4 {
+                res.write_at(off as u64, &chunk).unwrap();
+                off += chunk.len();
+            }
+            let at = (off - buf.len()) as u64;
+            assert_eq!(res.read_at(at, &mut buf).unwrap(), buf.len());
+        }
+        best = best.max(total as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -114,6 +143,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
+    for bounded in [false, true] {
+        println!(
+            "one thread, 16 KiB writes, 64 KiB reads, 256 MiB, {}: {:.2} GB/s",
+            if bounded { "bounded 16 MiB" } else { "memory" },
+            lockstep(bounded, 256 << 20)
+        );
+    }
     for (total, chunk) in [
         (26 << 20, 16 << 10),
         (26 << 20, 64 << 10),

@@ -154,26 +154,42 @@ impl Ring {
             self.allocated += 1;
             return Some(slot);
         }
-        let lo = self.lo(cursor);
-        let hi = lo.saturating_add(self.window);
-        let in_window = |p: u64| {
-            let s = p * RING_PAGE;
-            s >= lo && s < hi
-        };
-        let own = self.key(cursor, idx);
-        let needs_farther = !in_window(idx);
-        let victim = self
-            .pages
-            .keys()
-            .copied()
-            .filter(|&p| !in_window(p))
-            .map(|p| (self.key(cursor, p), p))
-            .filter(|&(k, _)| !needs_farther || k > own)
-            .max()
-            .map(|(_, p)| p)?;
+        let victim = self.victim(cursor, idx)?;
         let start = victim * RING_PAGE;
         available.remove(start..start.saturating_add(RING_PAGE));
         self.pages.remove(&victim)
+    }
+
+    /// The page to evict for page `idx`, the reader at `cursor`: the one
+    /// with the highest [`key`](Self::key) outside the window, if its key
+    /// beats `idx`'s own when `idx` is outside the window too.
+    ///
+    /// Every page below the window is behind the look-behind (class 2) and
+    /// every page above it is ahead of the reader (class 1), so the highest
+    /// key is the lowest page if it is below the window, else the highest
+    /// page if it is above: two lookups, not a scan of the pages.
+    fn victim(&self, cursor: u64, idx: u64) -> Option<u64> {
+        let lo = self.lo(cursor);
+        let hi = lo.saturating_add(self.window);
+        let outside = |p: u64| {
+            let s = p * RING_PAGE;
+            s < lo || s >= hi
+        };
+        let below = self
+            .pages
+            .keys()
+            .next()
+            .copied()
+            .filter(|&p| p * RING_PAGE < lo);
+        let victim = below.or_else(|| {
+            let last = self.pages.keys().next_back().copied()?;
+            (last * RING_PAGE >= hi).then_some(last)
+        })?;
+        // A page outside the window only takes the place of a farther one.
+        if outside(idx) && self.key(cursor, victim) <= self.key(cursor, idx) {
+            return None;
+        }
+        Some(victim)
     }
 
     /// Where in its block slot `slot` lies.
@@ -387,6 +403,56 @@ mod tests {
         assert!(avail.contains(0..2 * P));
         assert!(avail.contains(base..base + budget - 2 * P));
         assert!(!avail.contains(base + budget - 2 * P..base + budget - 2 * P + 1));
+    }
+
+    /// The eviction choice by its definition: the highest key among the
+    /// pages outside the window (beating `idx`'s own if `idx` is outside).
+    fn victim_by_scan(r: &Ring, cursor: u64, idx: u64) -> Option<u64> {
+        let lo = r.lo(cursor);
+        let hi = lo.saturating_add(r.window);
+        let in_window = |p: u64| (lo..hi).contains(&(p * P));
+        let own = r.key(cursor, idx);
+        r.pages
+            .keys()
+            .copied()
+            .filter(|&p| !in_window(p))
+            .map(|p| (r.key(cursor, p), p))
+            .filter(|&(k, _)| in_window(idx) || k > own)
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    #[test]
+    fn the_victim_lookup_agrees_with_a_scan_of_every_page() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2_000 {
+            let lb = [0, P / 2, 3 * P, MIN_BUDGET][round % 4];
+            let mut r = Ring::new(MIN_BUDGET * (1 + next() % 3), lb);
+            let span = 4 * r.max_pages as u64;
+            // Pages scattered around the reader, as seeks leave them.
+            for slot in 0..r.max_pages {
+                let p = next() % span;
+                r.pages.entry(p).or_insert(slot);
+            }
+            for _ in 0..20 {
+                let cursor = next() % (span * P);
+                let idx = next() % span;
+                if r.pages.contains_key(&idx) {
+                    continue;
+                }
+                assert_eq!(
+                    r.victim(cursor, idx),
+                    victim_by_scan(&r, cursor, idx),
+                    "round {round}, cursor {cursor}, page {idx}"
+                );
+            }
+        }
     }
 
     #[test]
