@@ -228,6 +228,11 @@ static POOL: Pool = Pool {
 /// `BENCHMARKS.md`). A player that streams track after track into memory
 /// therefore reuses the same pages.
 ///
+/// [`bounded`](super::StorageResource::bounded) resources take their pages
+/// from the same pool (16 of their 64 KiB pages per pool page, as they first
+/// need them) and give them back the same way; a budget that is not a whole
+/// number of MiB ends in a smaller block of its own, which is not pooled.
+///
 /// Pooled pages stay resident: the pool holds at most
 /// [`limit`](Self::limit) bytes ([`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT)
 /// unless changed). Set the limit to 0 to disable pooling, or call
