@@ -165,9 +165,10 @@ impl Ring {
     /// beats `idx`'s own when `idx` is outside the window too.
     ///
     /// Every page below the window is behind the look-behind (class 2) and
-    /// every page above it is ahead of the reader (class 1), so the highest
-    /// key is the lowest page if it is below the window, else the highest
-    /// page if it is above: two lookups, not a scan of the pages.
+    /// every page above it is ahead of the reader (class 1: the window, 7/8
+    /// of the budget, reaches past the look-behind, at most 1/4 of it), so
+    /// the highest key is the lowest page if it is below the window, else
+    /// the highest page if it is above: two lookups, not a scan.
     fn victim(&self, cursor: u64, idx: u64) -> Option<u64> {
         let lo = self.lo(cursor);
         let hi = lo.saturating_add(self.window);
