@@ -6,8 +6,10 @@
 //! Each run takes a fresh resource, as each track of a player does, so the
 //! cost of getting pages (fresh from the kernel, or recycled) is counted.
 //! Prints GB/s and CPU s per GB of the writer and of the reader (each
-//! thread's own `/proc/thread-self/schedstat`), medians over the runs, and
-//! how often the writer waited for room.
+//! thread's own `/proc/thread-self/schedstat`, which the kernel updates at
+//! ticks and switches: coarse for runs of a few ms, read GB/s and page
+//! faults first), medians over the runs, and how often the writer waited
+//! for room.
 //!
 //! `cargo bench --bench bounded`; `KITHARA_BENCH_RUNS` (default 15) runs of
 //! each case, interleaved.
