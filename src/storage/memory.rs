@@ -27,14 +27,14 @@ type Page = Arc<RwLock<PageBuf>>;
 /// on the benchmark machine (a VM, where faults are dear). A sequential download
 /// touches every byte of its pages anyway, so nothing is wasted; a sparse
 /// write costs one populated page.
-enum PageBuf {
+pub(crate) enum PageBuf {
     Mapped(memmap2::MmapMut),
     Heap(Box<[u8]>),
 }
 
 impl PageBuf {
     /// A recycled page from the pool, else a fresh one.
-    fn take() -> Self {
+    pub(crate) fn take() -> Self {
         if let Some(page) = lock(&POOL.free).pop() {
             return page;
         }
@@ -50,14 +50,14 @@ impl PageBuf {
         }
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Self::Mapped(m) => m,
             Self::Heap(h) => h,
         }
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         match self {
             Self::Mapped(m) => m,
             Self::Heap(h) => h,
@@ -193,7 +193,7 @@ impl Drop for Pages {
 }
 
 /// Puts pages into the pool up to its limit; the rest are unmapped.
-fn recycle(pages: impl IntoIterator<Item = PageBuf>) {
+pub(crate) fn recycle(pages: impl IntoIterator<Item = PageBuf>) {
     let limit = POOL.limit.load(Ordering::Relaxed) / PAGE;
     if limit == 0 {
         return;
@@ -227,6 +227,11 @@ static POOL: Pool = Pool {
 /// costs more CPU than receiving the bytes from the network (see
 /// `BENCHMARKS.md`). A player that streams track after track into memory
 /// therefore reuses the same pages.
+///
+/// [`bounded`](super::StorageResource::bounded) resources take their pages
+/// from the same pool (16 of their 64 KiB pages per pool page, as they first
+/// need them) and give them back the same way; a budget that is not a whole
+/// number of MiB ends in a smaller block of its own, which is not pooled.
 ///
 /// Pooled pages stay resident: the pool holds at most
 /// [`limit`](Self::limit) bytes ([`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT)

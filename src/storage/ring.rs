@@ -21,12 +21,16 @@
 //! Evicted bytes leave the range set: they are simply not present.
 
 use super::RangeSet;
+use super::memory::{PAGE, PageBuf, recycle};
 use std::collections::BTreeMap;
 
 /// Page size of the bounded backend: small enough that the budget is used
 /// finely (a 4 MiB budget is 64 pages), big enough that bookkeeping is
 /// nothing next to the copies.
 pub(crate) const RING_PAGE: u64 = 64 * 1024;
+
+/// Ring pages per block (a page of the memory backend's pool).
+const PER_BLOCK: usize = PAGE / RING_PAGE as usize;
 
 /// The smallest budget accepted (smaller ones are raised to it).
 pub const MIN_BUDGET: u64 = 1 << 20;
@@ -39,15 +43,33 @@ pub(crate) struct Placed {
 
 /// The pages and their budget. Lives inside the resource's data lock:
 /// writes hold it exclusively (they may evict), reads shared.
+///
+/// The pages live in **blocks**: 1 MiB pages of the process-wide
+/// [`PagePool`](super::PagePool), taken as the ring first needs them and
+/// given back when it drops, so a player's next track (bounded or not)
+/// reuses them instead of asking the kernel for fresh, zeroed memory, which
+/// costs more CPU than the bytes' trip through the pipeline. A budget that
+/// is not a whole number of blocks ends in a smaller block of its own.
 pub(crate) struct Ring {
-    pages: BTreeMap<u64, Box<[u8]>>,
-    free: Vec<Box<[u8]>>,
-    /// Pages ever allocated (live + free), at most `max_pages`.
+    /// Page index → the slot holding it.
+    pages: BTreeMap<u64, usize>,
+    /// Slot `s` is page `s % PER_BLOCK` of block `s / PER_BLOCK`.
+    blocks: Vec<PageBuf>,
+    /// Slots ever handed out, at most `max_pages`; slots never go back (a
+    /// full ring reuses its victims' slots).
     allocated: usize,
     max_pages: usize,
     /// The window size in bytes (a multiple of the page size).
     window: u64,
     look_behind: u64,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Whole pool pages go back to the pool; a short last block is freed.
+        let blocks = std::mem::take(&mut self.blocks);
+        recycle(blocks.into_iter().filter(|b| b.bytes().len() == PAGE));
+    }
 }
 
 impl Ring {
@@ -62,7 +84,7 @@ impl Ring {
         let slack = (budget / 8).div_ceil(RING_PAGE).max(2) * RING_PAGE;
         Self {
             pages: BTreeMap::new(),
-            free: Vec::new(),
+            blocks: Vec::new(),
             allocated: 0,
             max_pages,
             window: budget - slack,
@@ -75,9 +97,9 @@ impl Ring {
         self.max_pages as u64 * RING_PAGE
     }
 
-    /// Bytes resident in pages now (live and free).
+    /// Bytes of the blocks held now (never more than the budget).
     pub(crate) fn resident(&self) -> u64 {
-        self.allocated as u64 * RING_PAGE
+        self.blocks.iter().map(|b| b.bytes().len() as u64).sum()
     }
 
     fn lo(&self, cursor: u64) -> u64 {
@@ -116,36 +138,71 @@ impl Ring {
         }
     }
 
-    /// A buffer for page `idx`, evicting a page if need be (its range leaves
+    /// A slot for page `idx`, evicting a page if need be (its range leaves
     /// `available`); `None` when no page may give way.
-    fn take_page(&mut self, idx: u64, cursor: u64, available: &mut RangeSet) -> Option<Box<[u8]>> {
-        if let Some(buf) = self.free.pop() {
-            return Some(buf);
-        }
+    fn take_slot(&mut self, idx: u64, cursor: u64, available: &mut RangeSet) -> Option<usize> {
         if self.allocated < self.max_pages {
+            let slot = self.allocated;
+            if slot >= self.blocks.len() * PER_BLOCK {
+                let left = self.max_pages - slot;
+                self.blocks.push(if left >= PER_BLOCK {
+                    PageBuf::take()
+                } else {
+                    PageBuf::Heap(vec![0; left * RING_PAGE as usize].into_boxed_slice())
+                });
+            }
             self.allocated += 1;
-            return Some(vec![0; RING_PAGE as usize].into_boxed_slice());
+            return Some(slot);
         }
-        let lo = self.lo(cursor);
-        let hi = lo.saturating_add(self.window);
-        let in_window = |p: u64| {
-            let s = p * RING_PAGE;
-            s >= lo && s < hi
-        };
-        let own = self.key(cursor, idx);
-        let needs_farther = !in_window(idx);
-        let victim = self
-            .pages
-            .keys()
-            .copied()
-            .filter(|&p| !in_window(p))
-            .map(|p| (self.key(cursor, p), p))
-            .filter(|&(k, _)| !needs_farther || k > own)
-            .max()
-            .map(|(_, p)| p)?;
+        let victim = self.victim(cursor, idx)?;
         let start = victim * RING_PAGE;
         available.remove(start..start.saturating_add(RING_PAGE));
         self.pages.remove(&victim)
+    }
+
+    /// The page to evict for page `idx`, the reader at `cursor`: the one
+    /// with the highest [`key`](Self::key) outside the window, if its key
+    /// beats `idx`'s own when `idx` is outside the window too.
+    ///
+    /// Every page below the window is behind the look-behind (class 2) and
+    /// every page above it is ahead of the reader (class 1: the window, 7/8
+    /// of the budget, reaches past the look-behind, at most 1/4 of it), so
+    /// the highest key is the lowest page if it is below the window, else
+    /// the highest page if it is above: two lookups, not a scan.
+    fn victim(&self, cursor: u64, idx: u64) -> Option<u64> {
+        let lo = self.lo(cursor);
+        let hi = lo.saturating_add(self.window);
+        let outside = |p: u64| {
+            let s = p * RING_PAGE;
+            s < lo || s >= hi
+        };
+        let below = self
+            .pages
+            .keys()
+            .next()
+            .copied()
+            .filter(|&p| p * RING_PAGE < lo);
+        let victim = below.or_else(|| {
+            let last = self.pages.keys().next_back().copied()?;
+            (last * RING_PAGE >= hi).then_some(last)
+        })?;
+        // A page outside the window only takes the place of a farther one.
+        if outside(idx) && self.key(cursor, victim) <= self.key(cursor, idx) {
+            return None;
+        }
+        Some(victim)
+    }
+
+    /// Where in its block slot `slot` lies.
+    fn slot_span(slot: usize) -> (usize, std::ops::Range<usize>) {
+        let start = (slot % PER_BLOCK) * RING_PAGE as usize;
+        (slot / PER_BLOCK, start..start + RING_PAGE as usize)
+    }
+
+    /// The bytes of page `idx`, if it is held.
+    fn page(&self, idx: u64) -> Option<&[u8]> {
+        let (block, span) = Self::slot_span(*self.pages.get(&idx)?);
+        self.blocks.get(block)?.bytes().get(span)
     }
 
     /// Stores the longest prefix of `data` at `offset` that has room, with
@@ -162,17 +219,28 @@ impl Ring {
         for Piece { idx, within, at } in pieces(offset, data.len()) {
             let n = at.len();
             let pos = offset + at.start as u64;
-            if !self.pages.contains_key(&idx) {
-                let Some(buf) = self.take_page(idx, cursor, available) else {
-                    break;
-                };
-                // A fresh page holds nothing: whatever was present there
-                // went with the page it replaced.
-                self.pages.insert(idx, buf);
-            }
-            if let Some(page) = self.pages.get_mut(&idx) {
-                page[within..within + n].copy_from_slice(&data[at]);
-            }
+            let slot = match self.pages.get(&idx) {
+                Some(&slot) => slot,
+                None => {
+                    let Some(slot) = self.take_slot(idx, cursor, available) else {
+                        break;
+                    };
+                    // A fresh page holds nothing: whatever was present
+                    // there went with the page it replaced.
+                    self.pages.insert(idx, slot);
+                    slot
+                }
+            };
+            let (block, span) = Self::slot_span(slot);
+            let Some(page) = self
+                .blocks
+                .get_mut(block)
+                .and_then(|b| b.bytes_mut().get_mut(span))
+            else {
+                // Unreachable: every slot handed out lies in a block.
+                break;
+            };
+            page[within..within + n].copy_from_slice(&data[at]);
             available.insert(pos..pos + n as u64);
             done += n;
         }
@@ -186,7 +254,7 @@ impl Ring {
         for Piece { idx, within, at } in pieces(offset, buf.len()) {
             let n = at.len();
             let dst = &mut buf[at];
-            match self.pages.get(&idx) {
+            match self.page(idx) {
                 Some(page) => dst.copy_from_slice(&page[within..within + n]),
                 None => dst.fill(0),
             }
@@ -336,6 +404,56 @@ mod tests {
         assert!(avail.contains(0..2 * P));
         assert!(avail.contains(base..base + budget - 2 * P));
         assert!(!avail.contains(base + budget - 2 * P..base + budget - 2 * P + 1));
+    }
+
+    /// The eviction choice by its definition: the highest key among the
+    /// pages outside the window (beating `idx`'s own if `idx` is outside).
+    fn victim_by_scan(r: &Ring, cursor: u64, idx: u64) -> Option<u64> {
+        let lo = r.lo(cursor);
+        let hi = lo.saturating_add(r.window);
+        let in_window = |p: u64| (lo..hi).contains(&(p * P));
+        let own = r.key(cursor, idx);
+        r.pages
+            .keys()
+            .copied()
+            .filter(|&p| !in_window(p))
+            .map(|p| (r.key(cursor, p), p))
+            .filter(|&(k, _)| in_window(idx) || k > own)
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    #[test]
+    fn the_victim_lookup_agrees_with_a_scan_of_every_page() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2_000 {
+            let lb = [0, P / 2, 3 * P, MIN_BUDGET][round % 4];
+            let mut r = Ring::new(MIN_BUDGET * (1 + next() % 3), lb);
+            let span = 4 * r.max_pages as u64;
+            // Pages scattered around the reader, as seeks leave them.
+            for slot in 0..r.max_pages {
+                let p = next() % span;
+                r.pages.entry(p).or_insert(slot);
+            }
+            for _ in 0..20 {
+                let cursor = next() % (span * P);
+                let idx = next() % span;
+                if r.pages.contains_key(&idx) {
+                    continue;
+                }
+                assert_eq!(
+                    r.victim(cursor, idx),
+                    victim_by_scan(&r, cursor, idx),
+                    "round {round}, cursor {cursor}, page {idx}"
+                );
+            }
+        }
     }
 
     #[test]
