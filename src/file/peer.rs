@@ -419,8 +419,9 @@ mod tests {
     use crate::dl::{FetchCmd, Peer, RequestPriority};
     use crate::net::RangeSpec;
 
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared::new(
+    /// A fresh state over memory storage, no length known, no retry rule.
+    fn new_shared() -> Shared {
+        Shared::new(
             Url::parse("http://127.0.0.1/x").unwrap(),
             HeaderMap::new(),
             StorageResource::memory(CancelToken::new()),
@@ -428,7 +429,11 @@ mod tests {
             16,
             None,
             None,
-        ))
+        )
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(new_shared())
     }
 
     #[test]
@@ -941,18 +946,7 @@ mod tests {
             ..crate::net::RetryPolicy::default()
         };
         for (budget_ms, gives_up) in [(20, true), (60_000, false)] {
-            let s = Arc::new(
-                Shared::new(
-                    Url::parse("http://127.0.0.1/x").unwrap(),
-                    HeaderMap::new(),
-                    StorageResource::memory(CancelToken::new()),
-                    Timeline::new(),
-                    16,
-                    None,
-                    None,
-                )
-                .with_retry(policy(budget_ms)),
-            );
+            let s = Arc::new(new_shared().with_retry(policy(budget_ms)));
             let mut cmd = first_fetch(&s);
             respond(&mut cmd, &answer(1000, None, "")).unwrap();
             feed(&mut cmd, &[1; 100]).unwrap();
