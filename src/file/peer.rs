@@ -476,6 +476,63 @@ mod tests {
         assert_eq!(next[0].priority, Some(RequestPriority::High));
     }
 
+    /// The peer wakes the waker of its latest poll (the downloader may poll
+    /// with another one), not one it saw before.
+    #[test]
+    fn a_reaim_wakes_the_latest_waker() {
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        let (a, b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let wa = futures::task::waker(Arc::new(Count(a.clone())));
+        let wb = futures::task::waker(Arc::new(Count(b.clone())));
+        assert!(peer.poll_next(&mut Context::from_waker(&wa)).is_ready());
+        assert!(peer.poll_next(&mut Context::from_waker(&wb)).is_pending());
+        s.want(1000);
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (0, 1));
+    }
+
+    /// A permanent failure ends the peer (`Ready(None)`: nothing more to
+    /// plan); a transient give-up waits (`Pending`) for a read to revive it.
+    #[test]
+    fn a_permanent_failure_ends_the_peer_a_transient_one_waits() {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        complete(&mut first_fetch(&s), Some(&invalid()));
+        assert!(matches!(peer.poll_next(&mut cx), Poll::Ready(None)));
+        let s = shared();
+        let peer = FilePeer(s.clone());
+        let mut cmd = first_fetch(&s);
+        respond(&mut cmd, &answer(1000, None, "")).unwrap();
+        complete(&mut cmd, Some(&body_cut()));
+        for _ in 1..MAX_FETCH_FAILURES {
+            complete(&mut first_fetch(&s), Some(&body_cut()));
+        }
+        assert!(s.transient_failure().is_some());
+        assert!(peer.poll_next(&mut cx).is_pending());
+    }
+
+    /// Each fetch has its own id: the late completion of a re-aimed
+    /// (cancelled) fetch leaves the one that replaced it running, so no
+    /// third fetch is planned beside it.
+    #[test]
+    fn a_stale_completion_leaves_the_new_fetch_active() {
+        let s = shared();
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut old = first_fetch(&s);
+        s.want(5000);
+        assert!(old.cancel.as_ref().unwrap().is_cancelled(), "re-aimed");
+        let new = first_fetch(&s);
+        complete(&mut old, Some(&NetError::Cancelled));
+        assert!(s.terminal().is_none());
+        assert!(
+            FilePeer(s.clone()).poll_next(&mut cx).is_pending(),
+            "{new:?} runs"
+        );
+    }
+
     /// A chunk bigger than the re-aim window is being stored: a reader woken
     /// by its first bytes asks for positions inside or just past it. The
     /// running fetch serves them; re-aiming (a new request) would be waste.
@@ -873,6 +930,10 @@ mod tests {
             url: Url::parse("http://127.0.0.1/x").unwrap(),
             message: "down".into(),
         }
+    }
+
+    fn body_cut() -> NetError {
+        transport(crate::net::TransportKind::Body)
     }
 
     fn invalid() -> NetError {
