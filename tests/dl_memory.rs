@@ -970,35 +970,66 @@ fn a_lying_content_range_is_rejected_before_the_check() {
         ),
         (StatusCode::OK, "bytes 0-9/10", ""),
     ] {
-        let dl = Downloader::new(config(&spawn, LyingRange(status, content_range)));
-        let asked = Arc::new(AtomicBool::new(false));
-        let asked2 = asked.clone();
-        let (c, bytes, _) = one_stream(
-            &dl,
-            |c| {
-                c.range(RangeSpec::from_start(40)).check(move |_| {
-                    asked2.store(true, Ordering::SeqCst);
-                    Ok(())
-                })
-            },
-            "/x",
-        );
-        if want.is_empty() {
-            assert!(c.error.is_none(), "{content_range}: {c:?}");
-            assert_eq!(bytes, [7; 10]);
-            assert!(asked.load(Ordering::SeqCst));
-            continue;
-        }
-        assert!(
-            matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason.contains(want)),
-            "{content_range}: {c:?}"
-        );
-        assert!(bytes.is_empty(), "{content_range}");
-        assert!(
-            !asked.load(Ordering::SeqCst),
-            "{content_range}: check asked"
-        );
+        lying_range_case(&spawn, status, content_range, want, Some(40));
     }
+    // No range asked: a 206 must be the resource from byte 0.
+    for (content_range, want) in [
+        (
+            "bytes 5-14/100",
+            "asked for the whole resource, got Content-Range starting at 5",
+        ),
+        (
+            "bytes 18446744073709551610-18446744073709551614/*",
+            "starting at 18446744073709551610",
+        ),
+        ("bytes 0-9/10", ""),
+    ] {
+        lying_range_case(&spawn, partial, content_range, want, None);
+    }
+}
+
+/// One command for bytes from `range_from` (or the whole resource) against a server that
+/// answers `status` with `content_range`: accepted when `want` is empty,
+/// else rejected with a reason containing `want` before the check.
+fn lying_range_case(
+    spawn: &PoolSpawn,
+    status: StatusCode,
+    content_range: &'static str,
+    want: &str,
+    range_from: Option<u64>,
+) {
+    let dl = Downloader::new(config(spawn, LyingRange(status, content_range)));
+    let asked = Arc::new(AtomicBool::new(false));
+    let asked2 = asked.clone();
+    let (c, bytes, _) = one_stream(
+        &dl,
+        |c| {
+            let c = match range_from {
+                Some(at) => c.range(RangeSpec::from_start(at)),
+                None => c,
+            };
+            c.check(move |_| {
+                asked2.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        },
+        "/x",
+    );
+    if want.is_empty() {
+        assert!(c.error.is_none(), "{content_range}: {c:?}");
+        assert_eq!(bytes, [7; 10]);
+        assert!(asked.load(Ordering::SeqCst));
+        return;
+    }
+    assert!(
+        matches!(&c.error, Some(NetError::InvalidResponse { reason, .. }) if reason.contains(want)),
+        "{content_range}: {c:?}"
+    );
+    assert!(bytes.is_empty(), "{content_range}");
+    assert!(
+        !asked.load(Ordering::SeqCst),
+        "{content_range}: check asked"
+    );
 }
 
 #[test]

@@ -216,16 +216,17 @@ impl Request {
     }
 
     /// The `Content-Range` of a `206` answer to a request for `asked`:
-    /// present, well-formed, starting at the asked first byte.
+    /// present, well-formed, starting at the asked first byte (byte 0 when
+    /// no range was asked: a part from elsewhere answers no question).
     pub(crate) fn content_range(
         &self,
         resp: &HttpResponse,
         asked: Option<RangeSpec>,
     ) -> Result<ContentRange, NetError> {
         let cr = self.parse_content_range(resp)?;
-        if let Some(asked) = asked
-            && cr.first() != asked.start()
-        {
+        let first = asked.map_or(0, |a| a.start());
+        if cr.first() != first {
+            let asked = asked.map_or_else(|| "the whole resource".to_owned(), |a| a.to_string());
             return Err(invalid(
                 &self.url,
                 format!(

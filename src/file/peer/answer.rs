@@ -156,13 +156,15 @@ impl Shared {
     pub(super) fn write(&self, ctx: &Mutex<FetchCtx>, chunk: &[u8]) -> io::Result<()> {
         let mut ctx = lock(ctx);
         let off = ctx.offset;
-        let n = chunk.len() as u64;
+        let end = off
+            .checked_add(chunk.len() as u64)
+            .ok_or_else(|| io::Error::other("body past the largest offset"))?;
         // Before the write: the write wakes the reader, which must find the
         // frontier past the bytes it just saw arrive (else it re-aims).
-        ctx.frontier.store(off + n, Ordering::Release);
+        ctx.frontier.store(end, Ordering::Release);
         let mut from = off;
-        while let Some(gap) = self.storage.next_gap(from, off + n) {
-            // Both ends lie within the chunk: `off <= gap < off + n`.
+        while let Some(gap) = self.storage.next_gap(from, end) {
+            // Both ends lie within the chunk: `off <= gap < end`.
             let (a, b) = ((gap.start - off) as usize, (gap.end - off) as usize);
             self.storage
                 .write_at(gap.start, &chunk[a..b])
@@ -171,7 +173,7 @@ impl Shared {
             ctx.progress = Instant::now();
             from = gap.end;
         }
-        ctx.offset = off + n;
+        ctx.offset = end;
         self.timeline.set_download_position(ctx.offset);
         Ok(())
     }
