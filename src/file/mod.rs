@@ -27,9 +27,11 @@
 //! fills, the downloader's mid-body resumes, a cache resume. An answer of
 //! another version (a `200` to the `If-Range`, a `206` or `200` with another
 //! validator, or another total length) is never spliced with stored bytes:
+//! no byte of it is stored, and once that fetch has ended
 //! - **before the reader got a byte** (a cache resume, or early in the
-//!   download): the stored bytes are dropped (a cache file is emptied) and
-//!   the download goes on with the new version;
+//!   download): the stored bytes are dropped (a cache file is emptied, on
+//!   the downloader's blocking pool) and the download starts over with the
+//!   new version (one more request);
 //!   [`version_restarts`](HttpFileSource::version_restarts) counts it;
 //! - **after**: the stream fails with
 //!   [`NetError::ResourceChanged`](crate::net::NetError::ResourceChanged)
