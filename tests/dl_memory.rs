@@ -816,6 +816,49 @@ fn check_judges_the_first_answer_and_each_resume() {
     );
 }
 
+/// The resume gate is asked at each failure mid-body: `false` ends the
+/// command with the failure (no `Range` request), `true` resumes.
+#[test]
+fn resume_if_gates_the_resume_of_a_failed_body() {
+    let spawn = PoolSpawn::new();
+    for allow in [false, true] {
+        let mem = MemoryClient::new();
+        mem.insert_resource(
+            "http://127.0.0.1/g",
+            MemoryResource::new(pattern(4000, 5).to_vec())
+                .chunk_size(500)
+                .fail_after(1500),
+        );
+        let dl = Downloader::new(config(&spawn, mem.clone()));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let asked2 = asked.clone();
+        let (c, bytes, _) = one_stream(
+            &dl,
+            |c| {
+                c.resume_if(move || {
+                    asked2.fetch_add(1, Ordering::SeqCst);
+                    allow
+                })
+            },
+            "/g",
+        );
+        let ranges: Vec<_> = mem.requests().into_iter().map(|r| r.range).collect();
+        if allow {
+            assert!(c.error.is_none(), "{c:?}");
+            assert_eq!(bytes, pattern(4000, 5).to_vec());
+            assert!(ranges.len() >= 2 && ranges[1].is_some(), "{ranges:?}");
+        } else {
+            assert!(
+                matches!(&c.error, Some(NetError::Transport { .. })),
+                "{c:?}"
+            );
+            assert_eq!(bytes, pattern(4000, 5)[..1500].to_vec());
+            assert_eq!(ranges, [None], "no resume request");
+            assert_eq!(asked.load(Ordering::SeqCst), 1);
+        }
+    }
+}
+
 /// A check's retryable error counts as a failed attempt: retried under the
 /// policy (with `RequestRetried` events), then accepted.
 #[test]

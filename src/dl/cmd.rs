@@ -65,7 +65,15 @@ pub struct FetchCmd {
     /// Backpressure: asked before each chunk goes to the writer (streaming
     /// commands); see [`ready`](Self::ready).
     pub ready: Option<ReadyFn>,
+    /// Asked before each resume after a failure mid-body; see
+    /// [`resume_if`](Self::resume_if). `None`: always resume.
+    pub resume_if: Option<ResumeFn>,
 }
+
+/// A command's resume gate (see [`FetchCmd::resume_if`]): `true` lets the
+/// downloader resume the body with `Range`, `false` ends the command with
+/// the failure instead.
+pub type ResumeFn = Box<dyn FnMut() -> bool + Send>;
 
 /// A streaming command's backpressure hook (see [`FetchCmd::ready`]): given
 /// the length of the chunk about to be written, `None` means "write it now",
@@ -97,6 +105,7 @@ impl FetchCmd {
             on_response: None,
             on_complete: None,
             ready: None,
+            resume_if: None,
         }
     }
 
@@ -222,6 +231,30 @@ impl FetchCmd {
         ready: impl FnMut(usize) -> Option<BoxFuture<'static, ()>> + Send + 'static,
     ) -> Self {
         self.ready = Some(Box::new(ready));
+        self
+    }
+
+    /// Sets the resume gate: after a retryable failure mid-body the
+    /// downloader asks `resume()` before it resumes the body with `Range`
+    /// (and `If-Range`); `false` ends the command with that failure at once,
+    /// so its owner can continue another way. A live stream's peer says
+    /// `false`: a station answers a `Range` with a new stream, not the
+    /// rest of the old one, so the attempt would only cost a request. It
+    /// runs on the executor's thread: keep it quick.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use kithara_stream::dl::FetchCmd;
+    /// let live = Arc::new(AtomicBool::new(false));
+    /// let seen = live.clone();
+    /// let url = url::Url::parse("http://127.0.0.1:8000/radio").unwrap();
+    /// // Decided by the first answer, asked at each failure.
+    /// let cmd = FetchCmd::get(url).resume_if(move || !seen.load(Ordering::Relaxed));
+    /// # drop(cmd);
+    /// ```
+    pub fn resume_if(mut self, resume: impl FnMut() -> bool + Send + 'static) -> Self {
+        self.resume_if = Some(Box::new(resume));
         self
     }
 

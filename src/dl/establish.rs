@@ -12,7 +12,7 @@ use url::Url;
 use super::events::DownloaderEvent;
 use super::shared::Shared;
 use super::track::Publisher;
-use super::{CheckFn, ResponseInfo};
+use super::{CheckFn, ResponseInfo, ResumeFn};
 use crate::cancel::{CancelGroup, lock};
 use crate::net::{
     ContentRange, HttpRequest, HttpResponse, NetError, RangeSpec, RequestMethod, TimeoutKind,
@@ -29,6 +29,8 @@ pub(crate) struct Request {
     pub(crate) range: Option<RangeSpec>,
     /// The command's answer check (run by one task at a time: the fetch's).
     pub(crate) check: Mutex<Option<CheckFn>>,
+    /// The command's resume gate (asked by the fetch's task only).
+    pub(crate) resume_if: Mutex<Option<ResumeFn>>,
     pub(crate) cancel: CancelGroup,
 }
 
@@ -236,6 +238,11 @@ impl Request {
             ));
         }
         Ok(cr)
+    }
+
+    /// Whether the command lets a failed body be resumed (its gate, if any).
+    pub(crate) fn may_resume(&self) -> bool {
+        lock(&self.resume_if).as_mut().is_none_or(|resume| resume())
     }
 
     /// Runs the command's answer check, if it has one.

@@ -51,7 +51,7 @@ use http::HeaderMap;
 
 pub use body::BodyStream;
 pub use check::{CheckFn, ResponseInfo, reject_html_response};
-pub use cmd::{FetchCmd, FetchResponse, ReadyFn};
+pub use cmd::{FetchCmd, FetchResponse, ReadyFn, ResumeFn};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_CONCURRENT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_TIMEOUT, DownloaderConfig,

@@ -226,7 +226,7 @@ impl Reader {
             if self.req.cancel.is_cancelled() {
                 return Err(NetError::Cancelled);
             }
-            if !policy.allows(self.resumes, since.elapsed(), &error) {
+            if !policy.allows(self.resumes, since.elapsed(), &error) || !self.req.may_resume() {
                 return Err(error);
             }
             let delay = policy.delay_for_attempt(self.resumes);

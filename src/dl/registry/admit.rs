@@ -51,6 +51,7 @@ impl Registry {
             headers: std::mem::take(&mut cmd.headers),
             range: cmd.range,
             check: std::sync::Mutex::new(cmd.check.take()),
+            resume_if: std::sync::Mutex::new(cmd.resume_if.take()),
             cancel: tokens.group(),
         })
     }

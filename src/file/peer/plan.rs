@@ -94,10 +94,15 @@ impl Shared {
             progress: Instant::now(),
             changed: false,
         }));
+        // A live stream's dropped body is continued by a new plain GET
+        // (the next plan), not resumed with `Range`: liveness is learned from
+        // the first answer, so it is asked at the failure.
+        let this = Arc::downgrade(self);
         let mut cmd = FetchCmd::get(self.url.clone())
             .headers(self.headers.clone())
             .cancel(token)
-            .priority(priority);
+            .priority(priority)
+            .resume_if(move || this.upgrade().is_some_and(|s| !s.is_live()));
         if let Some(v) = if_range.as_ref().and_then(Validator::header_value) {
             cmd = cmd.header(header::IF_RANGE, v);
         }
