@@ -35,23 +35,16 @@ pub(crate) async fn run_streaming(
             return completion.finish(0, None, Some(&e));
         }
     };
-    let HttpResponse {
-        status,
-        headers,
-        body,
-        ..
-    } = resp;
-    #[cfg(not(feature = "tracing"))]
-    let _ = status;
     crate::trace::trace!(
         debug,
         request_id = %publisher.id,
         url = %req.url,
-        %status,
+        status = %resp.status,
         range = ?req.range.map(|r| r.to_string()),
-        content_range = ?headers.get(http::header::CONTENT_RANGE),
+        content_range = ?resp.headers.get(http::header::CONTENT_RANGE),
         "answer"
     );
+    let HttpResponse { headers, body, .. } = resp;
     let mut writer = match writer {
         Some(w) if req.method == RequestMethod::Get => w,
         _ => {

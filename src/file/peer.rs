@@ -398,10 +398,17 @@ impl Shared {
                 this.fail(Terminal::Storage(e.to_string()));
             }
         };
+        // A cache file's commit syncs it to disk.
+        self.file_work(commit);
+    }
+
+    /// Runs `job`, which does a cache file's blocking I/O, on the
+    /// downloader's blocking queue; at once for a memory storage (or
+    /// without a downloader: a complete cache has nothing to write).
+    fn file_work(&self, job: impl FnOnce() + Send + 'static) {
         match &self.offload {
-            // A cache file's commit syncs it to disk: off the async threads.
-            Some(off) if self.storage.path().is_some() => off.run(commit),
-            _ => commit(),
+            Some(off) if self.storage.path().is_some() => off.run(job),
+            _ => job(),
         }
     }
 }

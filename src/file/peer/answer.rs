@@ -32,6 +32,11 @@ impl Shared {
             url: self.url.clone(),
             reason,
         };
+        let length_changed = |now: u64, before: u64| {
+            reject(format!(
+                "resource length changed: {now} bytes now, {before} before"
+            ))
+        };
         let total = match answer.content_range {
             Some(cr) => {
                 // The downloader checked its first byte; the last must be
@@ -79,11 +84,7 @@ impl Shared {
                     old: Box::new(old),
                     new: new.clone().map(Box::new),
                 },
-                None => reject(format!(
-                    "resource length changed: {} bytes now, {} before",
-                    total.unwrap_or_default(),
-                    st.len.unwrap_or_default()
-                )),
+                None => length_changed(total.unwrap_or_default(), st.len.unwrap_or_default()),
             };
             // No byte of this answer is stored: its fetch ends, and its
             // completion drops the old version (off the executor's threads
@@ -114,9 +115,7 @@ impl Shared {
             match st.len {
                 Some(l) if l != t => {
                     drop(st);
-                    return Err(reject(format!(
-                        "resource length changed: {t} bytes now, {l} before"
-                    )));
+                    return Err(length_changed(t, l));
                 }
                 Some(_) => {}
                 None => {
@@ -298,16 +297,10 @@ impl Shared {
     /// starts over on the new version; otherwise the resource fails with
     /// `error` (and storage is emptied).
     pub(super) fn version_changed(self: &Arc<Self>, id: u64, error: NetError) {
-        match &self.offload {
-            // A cache file's reset truncates it and syncs its sidecar:
-            // off the executor's threads. The fetch stays active (nothing
-            // else is planned) until it ran.
-            Some(off) if self.storage.path().is_some() => {
-                let this = self.clone();
-                off.run(move || this.drop_old_version(id, error));
-            }
-            _ => self.drop_old_version(id, error),
-        }
+        // A cache file's reset truncates it and syncs its sidecar. The fetch
+        // stays active (nothing else is planned) until it ran.
+        let this = self.clone();
+        self.file_work(move || this.drop_old_version(id, error));
     }
 
     /// [`version_changed`](Self::version_changed)'s work: blocking file I/O
